@@ -1,0 +1,76 @@
+"""Kedro dataset for FashionCNN models (or named collections of them) as PyTorch state dicts."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from kedro.io import AbstractDataset, DatasetError
+
+from fashion_transfer.model import FashionCNN
+
+
+class TorchModelDataset(AbstractDataset):
+    """Saves a `FashionCNN` (or a dict of them, by name) as its config and state dict, never as
+    a pickled module, and loads it back with `weights_only=True`. Writes go to a temporary
+    file that is renamed into place, so a failed save never damages the previous model."""
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        missing_hint: str = "",
+        metadata: dict[str, Any] | None = None,
+    ):
+        self._filepath = Path(filepath)
+        self._missing_hint = missing_hint
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _save(self, data: FashionCNN | dict[str, FashionCNN]) -> None:
+        if isinstance(data, dict):
+            payload = {"models": {name: _to_payload(model) for name, model in data.items()}}
+        else:
+            payload = _to_payload(data)
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(
+            dir=self._filepath.parent, prefix=f".{self._filepath.name}.", suffix=".part"
+        )
+        os.close(handle)
+        try:
+            torch.save(payload, temp_name)
+            os.replace(temp_name, self._filepath)
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
+
+    def _load(self) -> FashionCNN | dict[str, FashionCNN]:
+        if not self._filepath.is_file():
+            raise DatasetError(f"There is no saved model at {self._filepath}. {self._missing_hint}")
+        try:
+            payload = torch.load(self._filepath, map_location="cpu", weights_only=True)
+            if "models" in payload:
+                return {name: _from_payload(entry) for name, entry in payload["models"].items()}
+            return _from_payload(payload)
+        except Exception as error:
+            raise DatasetError(
+                f"{self._filepath} is not a readable FashionCNN checkpoint ({error}). Delete it "
+                f"and train the model again. {self._missing_hint}"
+            ) from error
+
+
+def _to_payload(model: FashionCNN) -> dict:
+    return {"config": model.config(), "state_dict": model.state_dict()}
+
+
+def _from_payload(payload: dict) -> FashionCNN:
+    model = FashionCNN(**payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()

@@ -1,0 +1,114 @@
+"""The CNN: a convolutional feature extractor and a dense head, built from a named architecture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# Fashion-MNIST training-set pixel statistics (on the 0-1 scale); the model normalises its own
+# input, so callers (training, serving) only have to pass images scaled to [0, 1].
+PIXEL_MEAN = 0.2860
+PIXEL_STD = 0.3530
+IMAGE_SIZE = 28
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """3x3 conv blocks (each ends in a 2x2 max-pool), then dense layers, then the classifier."""
+
+    conv_blocks: tuple[tuple[int, ...], ...]
+    dense: tuple[int, ...]
+    padding: int  # 0 is Keras' "valid" padding, 1 keeps the feature map size
+    batch_norm: bool
+    conv_dropout: float
+    dense_dropout: float
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    # The Keras "mnist_transfer_cnn" network the reference report used:
+    # conv32-conv32-pool-dropout, dense128-dropout.
+    "seed": Architecture(
+        conv_blocks=((32, 32),),
+        dense=(128,),
+        padding=0,
+        batch_norm=False,
+        conv_dropout=0.25,
+        dense_dropout=0.5,
+    ),
+}
+
+
+class FashionCNN(nn.Module):
+    """`features` (frozen during transfer) maps a (N, 1, 28, 28) batch in [0, 1] to a flat vector;
+    `head` maps that vector to class logits."""
+
+    def __init__(self, architecture: str, num_classes: int):
+        super().__init__()
+        if architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"Unknown architecture {architecture!r}; choose one of {sorted(ARCHITECTURES)}."
+            )
+        self.architecture = architecture
+        self.num_classes = num_classes
+        self.features = _build_features(ARCHITECTURES[architecture])
+        with torch.no_grad():
+            self.feature_size = self.features(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)).shape[1]
+        self.head = _build_head(ARCHITECTURES[architecture], self.feature_size, num_classes)
+        self.features_frozen = False
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features((images - PIXEL_MEAN) / PIXEL_STD))
+
+    def config(self) -> dict:
+        """What it takes to rebuild this model around a saved state dict."""
+        return {"architecture": self.architecture, "num_classes": self.num_classes}
+
+    def new_head(self, num_classes: int) -> None:
+        """Replace the head with freshly initialised dense layers for `num_classes` classes."""
+        self.num_classes = num_classes
+        self.head = _build_head(ARCHITECTURES[self.architecture], self.feature_size, num_classes)
+
+    def freeze_features(self) -> None:
+        """Stop all training of the feature extractor: no gradients, and it stays in eval mode
+        so neither dropout nor BatchNorm running statistics change it."""
+        self.features.requires_grad_(False)
+        self.features_frozen = True
+        self.features.eval()
+
+    def train(self, mode: bool = True) -> FashionCNN:
+        super().train(mode)
+        if self.features_frozen:
+            self.features.eval()
+        return self
+
+
+def _build_features(arch: Architecture) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    channels = 1
+    for block in arch.conv_blocks:
+        for out_channels in block:
+            layers.append(
+                nn.Conv2d(channels, out_channels, 3, padding=arch.padding, bias=not arch.batch_norm)
+            )
+            if arch.batch_norm:
+                layers.append(nn.BatchNorm2d(out_channels))
+            layers.append(nn.ReLU(inplace=True))
+            channels = out_channels
+        layers.append(nn.MaxPool2d(2))
+        if arch.conv_dropout:
+            layers.append(nn.Dropout(arch.conv_dropout))
+    layers.append(nn.Flatten())
+    return nn.Sequential(*layers)
+
+
+def _build_head(arch: Architecture, in_features: int, num_classes: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in arch.dense:
+        layers += [nn.Linear(in_features, width), nn.ReLU(inplace=True)]
+        if arch.dense_dropout:
+            layers.append(nn.Dropout(arch.dense_dropout))
+        in_features = width
+    layers.append(nn.Linear(in_features, num_classes))
+    return nn.Sequential(*layers)

@@ -1,0 +1,24 @@
+"""Project pipelines. Each stage pipeline includes the data preparation it needs, so that
+`kedro run --pipeline pretrain` goes from the raw IDX files to the saved pretrained model."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from fashion_transfer.pipelines import evaluation, ingestion, pretrain, split, transfer
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    data = ingestion.create_pipeline() + split.create_pipeline()
+    stages = {
+        "pretrain": pretrain.create_pipeline(),
+        "transfer": transfer.create_pipeline(),
+        "evaluation": evaluation.create_pipeline(),
+    }
+    pipelines = {
+        "ingestion": ingestion.create_pipeline(),
+        "split": data,
+        **{name: data + stage for name, stage in stages.items()},
+    }
+    pipelines["__default__"] = data + sum(stages.values(), Pipeline([]))
+    return pipelines

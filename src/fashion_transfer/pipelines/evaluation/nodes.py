@@ -1,0 +1,192 @@
+"""Test metrics, confusion matrices, learning curves and a fit verdict for every trained model.
+
+Every node works on dicts keyed by model name (`pretrain`, `transfer` and, unless switched off,
+`scratch`), so the reports cover exactly the models that were trained."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+)
+
+from fashion_transfer.model import FashionCNN
+from fashion_transfer.params import FitAnalysisParams, RuntimeParams
+from fashion_transfer.training import predict_proba
+
+
+def predict_test_sets(
+    pretrain_model: FashionCNN,
+    transfer_model: FashionCNN,
+    baseline_models: dict[str, FashionCNN],
+    pretrain_data: dict,
+    transfer_data: dict,
+    runtime: dict,
+) -> dict[str, dict]:
+    """Each model's class probabilities on its stage's test set: the only use of the test set."""
+    device = RuntimeParams.model_validate(runtime).device
+    jobs = {"pretrain": (pretrain_model, pretrain_data), "transfer": (transfer_model, transfer_data)}
+    jobs |= {name: (model, transfer_data) for name, model in baseline_models.items()}
+    predictions = {}
+    for name, (model, data) in jobs.items():
+        probabilities = predict_proba(model, data["test_images"], device)
+        predictions[name] = {
+            "y_true": data["test_labels"],
+            "y_pred": probabilities.argmax(axis=1),
+            "probabilities": probabilities,
+            "class_names": data["class_names"],
+        }
+    return predictions
+
+
+def collect_histories(
+    pretrain_history: list[dict],
+    transfer_history: list[dict],
+    baseline_histories: dict[str, list[dict]],
+) -> dict[str, list[dict]]:
+    return {"pretrain": pretrain_history, "transfer": transfer_history, **baseline_histories}
+
+
+def compute_test_metrics(
+    predictions: dict[str, dict],
+) -> tuple[dict[str, dict], dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """Accuracy and per-class/macro precision, recall and F1 (scikit-learn), the classification
+    report as a table and the confusion matrix (rows: true class, columns: predicted)."""
+    metrics, reports, confusions = {}, {}, {}
+    for name, p in predictions.items():
+        names = p["class_names"]
+        labels = list(range(len(names)))
+        report = classification_report(
+            p["y_true"], p["y_pred"], labels=labels, target_names=names,
+            output_dict=True, zero_division=0,
+        )
+        metrics[name] = {
+            "test_accuracy": float(accuracy_score(p["y_true"], p["y_pred"])),
+            "macro_precision": report["macro avg"]["precision"],
+            "macro_recall": report["macro avg"]["recall"],
+            "macro_f1": report["macro avg"]["f1-score"],
+            "test_examples": len(p["y_true"]),
+            "per_class": {
+                class_name: {
+                    "precision": report[class_name]["precision"],
+                    "recall": report[class_name]["recall"],
+                    "f1": report[class_name]["f1-score"],
+                }
+                for class_name in names
+            },
+        }
+        reports[name] = pd.DataFrame(report).T.rename_axis("class").reset_index()
+        matrix = confusion_matrix(p["y_true"], p["y_pred"], labels=labels)
+        confusions[name] = pd.DataFrame(
+            matrix, index=pd.Index(names, name="true \\ predicted"), columns=names
+        ).reset_index()
+    return metrics, reports, confusions
+
+
+def analyse_fit(histories: dict[str, list[dict]], evaluation_params: dict) -> dict[str, dict]:
+    """Per model: the train/validation gap at the chosen (best validation) epoch, the trend of
+    the validation loss over the last epochs, and a verdict by the documented thresholds."""
+    thresholds = FitAnalysisParams.model_validate(evaluation_params["fit_analysis"])
+    return {name: _fit_analysis(history, thresholds) for name, history in histories.items()}
+
+
+def _fit_analysis(history: list[dict], thresholds: FitAnalysisParams) -> dict:
+    frame = pd.DataFrame(history)
+    best = frame.loc[frame["val_accuracy"].idxmax()]
+    accuracy_gap = float(best["train_accuracy"] - best["val_accuracy"])
+    min_val_loss = float(frame["val_loss"].min())
+    final_val_loss = float(frame["val_loss"].iloc[-1])
+    val_loss_rise = (final_val_loss - min_val_loss) / min_val_loss
+    window = frame.tail(thresholds.trend_epochs)
+    slope = float(np.polyfit(window["epoch"], window["val_loss"], 1)[0]) if len(window) > 1 else 0.0
+    relative_slope = slope / float(window["val_loss"].mean())
+    trend = "rising" if relative_slope > 0.01 else "falling" if relative_slope < -0.01 else "flat"
+
+    if best["train_accuracy"] < thresholds.underfit_train_accuracy:
+        verdict = "underfitting"
+        reason = (
+            f"train accuracy {best['train_accuracy']:.4f} at the chosen epoch is below "
+            f"{thresholds.underfit_train_accuracy}"
+        )
+    elif accuracy_gap > thresholds.overfit_gap:
+        verdict = "overfitting"
+        reason = f"train/val accuracy gap {accuracy_gap:.4f} exceeds {thresholds.overfit_gap}"
+    elif val_loss_rise > thresholds.overfit_val_loss_rise:
+        verdict = "overfitting"
+        reason = (
+            f"validation loss ended {val_loss_rise:.1%} above its minimum "
+            f"(limit {thresholds.overfit_val_loss_rise:.0%}); the chosen epoch predates it"
+        )
+    else:
+        verdict = "good fit"
+        reason = "train accuracy high, small train/val gap, validation loss did not drift up"
+    return {
+        "best_epoch": int(best["epoch"]),
+        "epochs": len(frame),
+        "train_accuracy": float(best["train_accuracy"]),
+        "val_accuracy": float(best["val_accuracy"]),
+        "accuracy_gap": accuracy_gap,
+        "loss_gap": float(best["val_loss"] - best["train_loss"]),
+        "min_val_loss": min_val_loss,
+        "final_val_loss": final_val_loss,
+        "val_loss_rise": val_loss_rise,
+        "val_loss_trend": trend,
+        "val_loss_slope": slope,
+        "verdict": verdict,
+        "reason": reason,
+    }
+
+
+def summarise_metrics(test_metrics: dict[str, dict], fit_analysis: dict[str, dict]) -> dict:
+    """One section per model: test metrics, the fit verdict and the chosen epoch."""
+    return {
+        name: {
+            **metrics,
+            "fit_verdict": fit_analysis[name]["verdict"],
+            "best_epoch": fit_analysis[name]["best_epoch"],
+            "val_accuracy": fit_analysis[name]["val_accuracy"],
+        }
+        for name, metrics in test_metrics.items()
+    }
+
+
+def plot_confusion_matrices(predictions: dict[str, dict]) -> dict[str, Figure]:
+    figures = {}
+    for name, p in predictions.items():
+        figure = Figure(figsize=(7, 6), layout="constrained")
+        ax = figure.subplots()
+        ConfusionMatrixDisplay.from_predictions(
+            p["y_true"], p["y_pred"], labels=list(range(len(p["class_names"]))),
+            display_labels=p["class_names"], ax=ax, cmap="Blues", colorbar=False,
+            xticks_rotation=45, values_format="d",
+        )
+        ax.set_title(f"{name}: confusion matrix on the test set")
+        figures[f"{name}.png"] = figure
+    return figures
+
+
+def plot_learning_curves(
+    histories: dict[str, list[dict]], fit_analysis: dict[str, dict]
+) -> dict[str, Figure]:
+    figures = {}
+    for name, history in histories.items():
+        frame = pd.DataFrame(history)
+        analysis = fit_analysis[name]
+        figure = Figure(figsize=(10, 4), layout="constrained")
+        loss_ax, accuracy_ax = figure.subplots(1, 2)
+        for ax, metric in ((loss_ax, "loss"), (accuracy_ax, "accuracy")):
+            ax.plot(frame["epoch"], frame[f"train_{metric}"], marker=".", label="train")
+            ax.plot(frame["epoch"], frame[f"val_{metric}"], marker=".", label="validation")
+            ax.axvline(analysis["best_epoch"], color="grey", linestyle="--", label="chosen epoch")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(metric)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        figure.suptitle(f"{name}: {analysis['verdict']} ({analysis['reason']})", fontsize=9)
+        figures[f"{name}.png"] = figure
+    return figures

@@ -1,0 +1,63 @@
+from kedro.pipeline import Pipeline, node
+
+from .nodes import (
+    analyse_fit,
+    collect_histories,
+    compute_test_metrics,
+    plot_confusion_matrices,
+    plot_learning_curves,
+    predict_test_sets,
+    summarise_metrics,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                predict_test_sets,
+                inputs=[
+                    "pretrain_model", "transfer_model", "baseline_models",
+                    "pretrain_data", "transfer_data", "params:runtime",
+                ],
+                outputs="test_predictions",
+                name="predict_test_sets",
+            ),
+            node(
+                collect_histories,
+                inputs=["pretrain_history", "transfer_history", "baseline_histories"],
+                outputs="training_histories",
+                name="collect_histories",
+            ),
+            node(
+                compute_test_metrics,
+                inputs="test_predictions",
+                outputs=["test_metrics", "classification_reports", "confusion_matrices"],
+                name="compute_test_metrics",
+            ),
+            node(
+                analyse_fit,
+                inputs=["training_histories", "params:evaluation"],
+                outputs="fit_analysis",
+                name="analyse_fit",
+            ),
+            node(
+                summarise_metrics,
+                inputs=["test_metrics", "fit_analysis"],
+                outputs="metrics",
+                name="summarise_metrics",
+            ),
+            node(
+                plot_confusion_matrices,
+                inputs="test_predictions",
+                outputs="confusion_matrix_plots",
+                name="plot_confusion_matrices",
+            ),
+            node(
+                plot_learning_curves,
+                inputs=["training_histories", "fit_analysis"],
+                outputs="learning_curve_plots",
+                name="plot_learning_curves",
+            ),
+        ]
+    )

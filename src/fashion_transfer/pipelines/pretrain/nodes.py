@@ -1,0 +1,18 @@
+"""Train the CNN on the pretrain classes."""
+
+from __future__ import annotations
+
+from fashion_transfer.model import FashionCNN
+from fashion_transfer.params import ModelParams, RuntimeParams, TrainingParams
+from fashion_transfer.training import fit_stage
+
+
+def pretrain(
+    pretrain_data: dict, model_params: dict, training_params: dict, runtime: dict
+) -> tuple[FashionCNN, list[dict]]:
+    architecture = ModelParams.model_validate(model_params).architecture
+    model = FashionCNN(architecture, num_classes=len(pretrain_data["class_names"]))
+    return fit_stage(
+        model, pretrain_data, TrainingParams.model_validate(training_params),
+        RuntimeParams.model_validate(runtime).device, name="pretrain",
+    )

@@ -1,0 +1,23 @@
+from kedro.pipeline import Pipeline, node
+
+from .nodes import train_scratch_baseline, transfer
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    inputs = ["pretrain_model", "transfer_data", "params:transfer", "params:runtime"]
+    return Pipeline(
+        [
+            node(
+                transfer,
+                inputs=inputs,
+                outputs=["transfer_model", "transfer_history"],
+                name="transfer",
+            ),
+            node(
+                train_scratch_baseline,
+                inputs=inputs,
+                outputs=["baseline_models", "baseline_histories"],
+                name="train_scratch_baseline",
+            ),
+        ]
+    )

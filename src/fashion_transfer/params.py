@@ -101,8 +101,10 @@ class RuntimeParams(_Strict):
             return device
         if device.startswith("cuda"):
             if not torch.cuda.is_available():
-                raise ValueError(f"device {device!r} asked for, but this machine has no CUDA GPU; "
-                                 "use 'auto' or 'cpu'")
+                raise ValueError(
+                    f"device {device!r} asked for, but this machine has no CUDA GPU; "
+                    "use 'auto' or 'cpu'"
+                )
             return device
         raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
@@ -126,8 +128,9 @@ def validate_parameters(params: dict) -> ProjectParams:
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in issue['loc']) or 'parameters'}: {issue['msg']}"
-            f" (got {issue['input']!r})" if issue["type"] != "missing" else
-            f"{'.'.join(str(part) for part in issue['loc'])}: missing"
+            f" (got {issue['input']!r})"
+            if issue["type"] != "missing"
+            else f"{'.'.join(str(part) for part in issue['loc'])}: missing"
             for issue in error.errors()
         )
         raise ParameterError(

@@ -10,7 +10,9 @@ from fashion_transfer.hooks import ProjectHooks
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI when set, else a SQLite store in mlruns/ of the project (run from
     its root, as kedro is)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+    return (
+        os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+    )
 
 
 HOOKS = (ProjectHooks(),)

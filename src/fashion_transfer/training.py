@@ -29,7 +29,10 @@ def resolve_device(device: str) -> torch.device:
 def make_optimizer(params, config: TrainingParams) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=config.learning_rate, momentum=0.9, nesterov=True,
+            params,
+            lr=config.learning_rate,
+            momentum=0.9,
+            nesterov=True,
             weight_decay=config.weight_decay,
         )
     optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
@@ -42,9 +45,13 @@ def fit_stage(
     """Fit `model` on a stage's train split, selecting its epoch on the validation split."""
     return fit(
         model,
-        stage_data["train_images"], stage_data["train_labels"],
-        stage_data["val_images"], stage_data["val_labels"],
-        config, device=device, name=name,
+        stage_data["train_images"],
+        stage_data["train_labels"],
+        stage_data["val_images"],
+        stage_data["val_labels"],
+        config,
+        device=device,
+        name=name,
     )
 
 
@@ -64,8 +71,14 @@ def fit(
     shuffle = torch.Generator().manual_seed(config.seed)
     target = resolve_device(device)
     model.to(target)
-    x_train, y_train = images_to_tensor(train_images).to(target), torch.from_numpy(train_labels).long().to(target)
-    x_val, y_val = images_to_tensor(val_images).to(target), torch.from_numpy(val_labels).long().to(target)
+    x_train, y_train = (
+        images_to_tensor(train_images).to(target),
+        torch.from_numpy(train_labels).long().to(target),
+    )
+    x_val, y_val = (
+        images_to_tensor(val_images).to(target),
+        torch.from_numpy(val_labels).long().to(target),
+    )
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -98,8 +111,14 @@ def fit(
         history.append(record)
         logger.info(
             "%s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s",
-            name, epoch, config.epochs, record["train_loss"], record["train_accuracy"],
-            val_loss, val_accuracy, record["seconds"],
+            name,
+            epoch,
+            config.epochs,
+            record["train_loss"],
+            record["train_accuracy"],
+            val_loss,
+            val_accuracy,
+            record["seconds"],
         )
         if val_accuracy > best_accuracy:
             best_accuracy, best_state = val_accuracy, copy.deepcopy(model.state_dict())
@@ -112,7 +131,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tu
     """Mean cross-entropy and accuracy of `model` on tensors already on its device."""
     model.eval()
     loss_sum, correct = 0.0, 0
-    for batch_images, batch_labels in zip(images.split(2048), labels.split(2048)):
+    for batch_images, batch_labels in zip(images.split(2048), labels.split(2048), strict=True):
         logits = model(batch_images)
         loss_sum += nn.functional.cross_entropy(logits, batch_labels, reduction="sum").item()
         correct += (logits.argmax(1) == batch_labels).sum().item()
@@ -125,8 +144,6 @@ def predict_proba(model: nn.Module, images: np.ndarray, device: str = "auto") ->
     target = resolve_device(device)
     model.to(target).eval()
     x = images_to_tensor(images)
-    probabilities = [
-        torch.softmax(model(batch.to(target)), dim=1).cpu() for batch in x.split(2048)
-    ]
+    probabilities = [torch.softmax(model(batch.to(target)), dim=1).cpu() for batch in x.split(2048)]
     model.cpu()
     return torch.cat(probabilities).numpy()

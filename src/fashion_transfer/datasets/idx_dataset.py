@@ -146,21 +146,19 @@ def parse_idx(raw: bytes, kind: str, name: str) -> np.ndarray:
             ) from error
     expected_dims = 3 if kind == "images" else 1
     header_size = 4 + 4 * expected_dims
-    if len(raw) < header_size:
-        raise DatasetError(
-            f"{name} is too short to be an IDX {kind} file ({len(raw)} bytes). Delete it and "
-            "run again to fetch a fresh copy."
-        )
     magic = int.from_bytes(raw[:4], "big")
-    if magic != MAGIC[kind]:
+    if len(raw) >= 4 and magic != MAGIC[kind]:
         raise DatasetError(
             f"{name} has IDX magic number 0x{magic:08x}, but an IDX {kind} file has "
             f"0x{MAGIC[kind]:08x}. Check that the right file is in this place (images and "
             "labels files swapped, or not an IDX file at all)."
         )
-    dims = tuple(
-        int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(expected_dims)
-    )
+    if len(raw) < header_size:
+        raise DatasetError(
+            f"{name} is too short to be an IDX {kind} file ({len(raw)} bytes). Delete it and "
+            "run again to fetch a fresh copy."
+        )
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(expected_dims))
     if kind == "images" and dims[1:] != IMAGE_SHAPE:
         raise DatasetError(
             f"{name} holds images of {dims[1]}x{dims[2]} pixels; Fashion-MNIST images are "

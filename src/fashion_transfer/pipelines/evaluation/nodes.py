@@ -30,7 +30,10 @@ def predict_test_sets(
 ) -> dict[str, dict]:
     """Each model's class probabilities on its stage's test set: the only use of the test set."""
     device = RuntimeParams.model_validate(runtime).device
-    jobs = {"pretrain": (pretrain_model, pretrain_data), "transfer": (transfer_model, transfer_data)}
+    jobs = {
+        "pretrain": (pretrain_model, pretrain_data),
+        "transfer": (transfer_model, transfer_data),
+    }
     jobs |= {name: (model, transfer_data) for name, model in baseline_models.items()}
     predictions = {}
     for name, (model, data) in jobs.items():
@@ -62,8 +65,12 @@ def compute_test_metrics(
         names = p["class_names"]
         labels = list(range(len(names)))
         report = classification_report(
-            p["y_true"], p["y_pred"], labels=labels, target_names=names,
-            output_dict=True, zero_division=0,
+            p["y_true"],
+            p["y_pred"],
+            labels=labels,
+            target_names=names,
+            output_dict=True,
+            zero_division=0,
         )
         metrics[name] = {
             "test_accuracy": float(accuracy_score(p["y_true"], p["y_pred"])),
@@ -101,10 +108,11 @@ def _fit_analysis(history: list[dict], thresholds: FitAnalysisParams) -> dict:
     accuracy_gap = float(best["train_accuracy"] - best["val_accuracy"])
     min_val_loss = float(frame["val_loss"].min())
     final_val_loss = float(frame["val_loss"].iloc[-1])
-    val_loss_rise = (final_val_loss - min_val_loss) / min_val_loss
+    val_loss_rise = (final_val_loss - min_val_loss) / min_val_loss if min_val_loss > 0 else 0.0
     window = frame.tail(thresholds.trend_epochs)
     slope = float(np.polyfit(window["epoch"], window["val_loss"], 1)[0]) if len(window) > 1 else 0.0
-    relative_slope = slope / float(window["val_loss"].mean())
+    mean_loss = float(window["val_loss"].mean())
+    relative_slope = slope / mean_loss if mean_loss > 0 else 0.0
     trend = "rising" if relative_slope > 0.01 else "falling" if relative_slope < -0.01 else "flat"
 
     if best["train_accuracy"] < thresholds.underfit_train_accuracy:
@@ -161,9 +169,15 @@ def plot_confusion_matrices(predictions: dict[str, dict]) -> dict[str, Figure]:
         figure = Figure(figsize=(7, 6), layout="constrained")
         ax = figure.subplots()
         ConfusionMatrixDisplay.from_predictions(
-            p["y_true"], p["y_pred"], labels=list(range(len(p["class_names"]))),
-            display_labels=p["class_names"], ax=ax, cmap="Blues", colorbar=False,
-            xticks_rotation=45, values_format="d",
+            p["y_true"],
+            p["y_pred"],
+            labels=list(range(len(p["class_names"]))),
+            display_labels=p["class_names"],
+            ax=ax,
+            cmap="Blues",
+            colorbar=False,
+            xticks_rotation=45,
+            values_format="d",
         )
         ax.set_title(f"{name}: confusion matrix on the test set")
         figures[f"{name}.png"] = figure

@@ -17,8 +17,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 predict_test_sets,
                 inputs=[
-                    "pretrain_model", "transfer_model", "baseline_models",
-                    "pretrain_data", "transfer_data", "params:runtime",
+                    "pretrain_model",
+                    "transfer_model",
+                    "baseline_models",
+                    "pretrain_data",
+                    "transfer_data",
+                    "params:runtime",
                 ],
                 outputs="test_predictions",
                 name="predict_test_sets",

@@ -7,6 +7,10 @@ import numpy as np
 NUM_CLASSES = 10
 
 
+class InputDataError(ValueError):
+    """The data files do not form a valid Fashion-MNIST dataset."""
+
+
 def assemble_dataset(
     train_images: np.ndarray,
     train_labels: np.ndarray,
@@ -18,14 +22,14 @@ def assemble_dataset(
         ("test", test_images, test_labels),
     ):
         if len(images) != len(labels):
-            raise ValueError(
+            raise InputDataError(
                 f"The {split} split has {len(images)} images but {len(labels)} labels: the "
                 f"images and labels files do not belong together. Replace both {split} files "
                 "with the matching pair from the same Fashion-MNIST release."
             )
         invalid = np.unique(labels[labels >= NUM_CLASSES])
         if invalid.size:
-            raise ValueError(
+            raise InputDataError(
                 f"The {split} labels file holds labels {invalid.tolist()}, but Fashion-MNIST "
                 f"labels are 0-{NUM_CLASSES - 1}. Replace it with the official labels file."
             )

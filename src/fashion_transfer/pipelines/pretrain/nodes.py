@@ -13,6 +13,9 @@ def pretrain(
     architecture = ModelParams.model_validate(model_params).architecture
     model = FashionCNN(architecture, num_classes=len(pretrain_data["class_names"]))
     return fit_stage(
-        model, pretrain_data, TrainingParams.model_validate(training_params),
-        RuntimeParams.model_validate(runtime).device, name="pretrain",
+        model,
+        pretrain_data,
+        TrainingParams.model_validate(training_params),
+        RuntimeParams.model_validate(runtime).device,
+        name="pretrain",
     )

@@ -8,8 +8,16 @@ from sklearn.model_selection import train_test_split
 from fashion_transfer.params import SplitParams
 
 CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 
 
@@ -34,8 +42,11 @@ def _stage_data(data: dict[str, np.ndarray], classes: list[int], settings: Split
             test_images, test_labels, settings.max_examples_per_stage, settings.seed
         )
     train_images, val_images, train_labels, val_labels = train_test_split(
-        train_images, train_labels,
-        test_size=settings.validation_fraction, stratify=train_labels, random_state=settings.seed,
+        train_images,
+        train_labels,
+        test_size=settings.validation_fraction,
+        stratify=train_labels,
+        random_state=settings.seed,
     )
     return {
         "train_images": train_images,

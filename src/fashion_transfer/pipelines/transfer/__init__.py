@@ -1,4 +1,4 @@
-"""Transfer: frozen pretrained features and a new head on the transfer classes, and a from-scratch baseline."""
+"""Transfer: frozen pretrained features, a new head on the transfer classes; a scratch baseline."""
 
 from .pipeline import create_pipeline
 

@@ -17,8 +17,11 @@ def transfer(
     model.new_head(len(transfer_data["class_names"]))
     model.freeze_features()
     return fit_stage(
-        model, transfer_data, TransferParams.model_validate(training_params),
-        RuntimeParams.model_validate(runtime).device, name="transfer",
+        model,
+        transfer_data,
+        TransferParams.model_validate(training_params),
+        RuntimeParams.model_validate(runtime).device,
+        name="transfer",
     )
 
 
@@ -32,7 +35,10 @@ def train_scratch_baseline(
         return {}, {}
     model = FashionCNN(pretrain_model.architecture, len(transfer_data["class_names"]))
     model, history = fit_stage(
-        model, transfer_data, training, RuntimeParams.model_validate(runtime).device,
+        model,
+        transfer_data,
+        training,
+        RuntimeParams.model_validate(runtime).device,
         name="scratch",
     )
     return {"scratch": model}, {"scratch": history}

@@ -1,0 +1,106 @@
+"""Shared test helpers: tiny synthetic Fashion-MNIST-shaped data that a CNN can learn."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashion_transfer.datasets.idx_dataset import MAGIC
+
+
+def idx_bytes(array: np.ndarray, kind: str) -> bytes:
+    header = MAGIC[kind].to_bytes(4, "big") + b"".join(
+        size.to_bytes(4, "big") for size in array.shape
+    )
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, kind: str, compress: bool = True) -> Path:
+    raw = idx_bytes(array, kind)
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    return path
+
+
+def synthetic_images(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Noise plus a bright 6x6 square whose position encodes the label: easy to learn."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, size=(len(labels), 28, 28), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        row, col = divmod(int(label), 4)
+        images[i, 2 + 6 * row : 8 + 6 * row, 2 + 6 * col : 8 + 6 * col] = 255
+    return images
+
+
+@pytest.fixture
+def fashion_mnist() -> dict[str, np.ndarray]:
+    """In-memory dataset as the ingestion pipeline returns it: 60 train and 20 test per class."""
+    train_labels = np.repeat(np.arange(10, dtype=np.uint8), 60)
+    test_labels = np.repeat(np.arange(10, dtype=np.uint8), 20)
+    return {
+        "train_images": synthetic_images(train_labels, seed=1),
+        "train_labels": train_labels,
+        "test_images": synthetic_images(test_labels, seed=2),
+        "test_labels": test_labels,
+    }
+
+
+@pytest.fixture
+def idx_folder(tmp_path, fashion_mnist) -> Path:
+    """A folder holding the four standard files, written from the synthetic dataset."""
+    folder = tmp_path / "source"
+    folder.mkdir()
+    for prefix, split in (("train", "train"), ("t10k", "test")):
+        write_idx(
+            folder / f"{prefix}-images-idx3-ubyte.gz", fashion_mnist[f"{split}_images"], "images"
+        )
+        write_idx(
+            folder / f"{prefix}-labels-idx1-ubyte.gz", fashion_mnist[f"{split}_labels"], "labels"
+        )
+    return folder
+
+
+SPLIT_PARAMS = {
+    "pretrain_classes": [0, 1, 2, 3, 4],
+    "transfer_classes": [5, 6, 7, 8, 9],
+    "validation_fraction": 0.2,
+    "seed": 0,
+    "max_examples_per_stage": None,
+}
+TRAINING_PARAMS = {
+    "epochs": 3,
+    "batch_size": 32,
+    "optimizer": "adam",
+    "learning_rate": 0.003,
+    "weight_decay": 0.0,
+    "seed": 0,
+}
+RUNTIME_PARAMS = {"device": "cpu", "num_threads": None}
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_parameters() -> dict:
+    """The parameters in conf/base, as `kedro run` sees them with no overrides."""
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
+    return loader["parameters"]
+
+
+def run_pipeline(pipeline, **inputs) -> DataCatalog:  # noqa: F821
+    """Run `pipeline` on in-memory inputs (datasets and `params:` entries); return the catalog."""
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+
+    catalog = DataCatalog({name: MemoryDataset(value) for name, value in inputs.items()})
+    SequentialRunner().run(pipeline, catalog)
+    return catalog
+
+
+@pytest.fixture
+def stage_data(fashion_mnist):
+    from fashion_transfer.pipelines.split.nodes import split_stages
+
+    return split_stages(fashion_mnist, SPLIT_PARAMS)

@@ -1,0 +1,74 @@
+import pytest
+import torch
+from kedro.io import DatasetError
+
+from fashion_transfer.datasets import TorchModelDataset
+from fashion_transfer.model import FashionCNN
+
+
+def _same_weights(a: FashionCNN, b: FashionCNN) -> bool:
+    return all(
+        torch.equal(x, y)
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
+
+
+def test_round_trip_single_model(tmp_path):
+    model = FashionCNN("seed", num_classes=5)
+    dataset = TorchModelDataset(filepath=str(tmp_path / "models" / "m.pt"))
+    dataset.save(model)
+    loaded = dataset.load()
+    assert isinstance(loaded, FashionCNN) and loaded.num_classes == 5
+    assert _same_weights(model, loaded)
+    assert not loaded.training
+
+
+def test_round_trip_named_models_and_empty_dict(tmp_path):
+    dataset = TorchModelDataset(filepath=str(tmp_path / "m.pt"))
+    models = {"a": FashionCNN("seed", 3), "b": FashionCNN("seed", 4)}
+    dataset.save(models)
+    loaded = dataset.load()
+    assert set(loaded) == {"a", "b"} and _same_weights(models["b"], loaded["b"])
+    dataset.save({})
+    assert dataset.load() == {}
+
+
+def test_file_holds_tensors_not_pickled_modules(tmp_path):
+    path = tmp_path / "m.pt"
+    TorchModelDataset(filepath=str(path)).save(FashionCNN("seed", 5))
+    payload = torch.load(path, weights_only=True)  # would refuse a pickled module
+    assert payload["config"] == {"architecture": "seed", "num_classes": 5}
+
+
+def test_missing_model_says_what_to_run(tmp_path):
+    dataset = TorchModelDataset(
+        filepath=str(tmp_path / "pretrain.pt"),
+        missing_hint="Train it first with `kedro run --pipeline pretrain`.",
+    )
+    with pytest.raises(DatasetError, match="kedro run --pipeline pretrain"):
+        dataset.load()
+
+
+def test_unreadable_file_gets_clear_error(tmp_path):
+    path = tmp_path / "m.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(DatasetError, match="not a readable FashionCNN checkpoint"):
+        TorchModelDataset(filepath=str(path)).load()
+
+
+def test_failed_save_keeps_previous_model(tmp_path, monkeypatch):
+    dataset = TorchModelDataset(filepath=str(tmp_path / "m.pt"))
+    model = FashionCNN("seed", 5)
+    dataset.save(model)
+
+    def disk_full(payload, path):
+        with open(path, "wb") as half_written:
+            half_written.write(b"half")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(DatasetError, match="No space left"):
+        dataset.save(FashionCNN("seed", 5))
+    monkeypatch.undo()
+    assert _same_weights(model, dataset.load())
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]

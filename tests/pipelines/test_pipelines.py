@@ -1,0 +1,68 @@
+"""Each stage pipeline run on in-memory synthetic data, chained as `kedro run` chains them."""
+
+import pytest
+
+from fashion_transfer.model import FashionCNN
+from fashion_transfer.pipeline_registry import register_pipelines
+from fashion_transfer.pipelines import evaluation, split, transfer
+from tests.conftest import (
+    RUNTIME_PARAMS,
+    SPLIT_PARAMS,
+    TRAINING_PARAMS,
+    run_pipeline,
+)
+from tests.pipelines.evaluation.test_nodes import THRESHOLDS
+
+
+def test_registry_composes_stages_with_their_data_preparation():
+    pipelines = register_pipelines()
+    assert {"ingestion", "split", "pretrain", "transfer", "evaluation", "__default__"} <= set(
+        pipelines
+    )
+    for name in ("pretrain", "transfer", "evaluation"):
+        assert {"assemble_dataset", "split_stages"} <= {n.name for n in pipelines[name].nodes}
+    assert "pretrain" not in {n.name for n in pipelines["transfer"].nodes}
+    assert set(pipelines["__default__"].outputs()) >= {"metrics", "learning_curve_plots"}
+
+
+def test_split_pipeline(fashion_mnist):
+    catalog = run_pipeline(
+        split.create_pipeline(), fashion_mnist=fashion_mnist, **{"params:split": SPLIT_PARAMS}
+    )
+    assert catalog["transfer_data"].load()["class_names"][0] == "Sandal"
+
+
+@pytest.mark.parametrize("scratch_baseline", [True, False])
+def test_transfer_then_evaluation(stage_data, scratch_baseline):
+    pretrain_data, transfer_data = stage_data
+    params = {
+        "params:transfer": {**TRAINING_PARAMS, "scratch_baseline": scratch_baseline},
+        "params:runtime": RUNTIME_PARAMS,
+        "params:evaluation": THRESHOLDS,
+    }
+    trained = run_pipeline(
+        transfer.create_pipeline(),
+        pretrain_model=FashionCNN("seed", 5),
+        transfer_data=transfer_data,
+        **params,
+    )
+    outputs = {
+        name: trained[name].load()
+        for name in ("transfer_model", "transfer_history", "baseline_models", "baseline_histories")
+    }
+    report = run_pipeline(
+        evaluation.create_pipeline(),
+        pretrain_model=FashionCNN("seed", 5),
+        pretrain_history=outputs["transfer_history"],
+        pretrain_data=pretrain_data,
+        transfer_data=transfer_data,
+        **outputs,
+        **params,
+    )
+    metrics = report["metrics"].load()
+    expected = ["pretrain", "transfer"] + (["scratch"] if scratch_baseline else [])
+    assert list(metrics) == expected
+    assert metrics["transfer"]["test_accuracy"] > 0.8
+    assert 0 <= metrics["pretrain"]["test_accuracy"] <= 1
+    assert set(report["learning_curve_plots"].load()) == {f"{m}.png" for m in expected}
+    assert metrics["transfer"]["test_examples"] == len(transfer_data["test_labels"])

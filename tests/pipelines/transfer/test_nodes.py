@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from fashion_transfer.model import ARCHITECTURES, FashionCNN
+from fashion_transfer.pipelines.transfer.nodes import train_scratch_baseline, transfer
+from tests.conftest import RUNTIME_PARAMS, TRAINING_PARAMS
+
+TRANSFER_PARAMS = {**TRAINING_PARAMS, "scratch_baseline": True}
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_frozen_weights_are_bit_identical_after_transfer_training(stage_data, architecture):
+    pretrained = FashionCNN(architecture, num_classes=5)
+    # state_dict() includes BatchNorm running statistics, which change if features ever train.
+    before = {k: v.clone() for k, v in pretrained.features.state_dict().items()}
+    head_before = {k: v.clone() for k, v in pretrained.head.state_dict().items()}
+
+    model, history = transfer(pretrained, stage_data[1], TRANSFER_PARAMS, RUNTIME_PARAMS)
+
+    after = model.features.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not any(
+        torch.equal(head_before[k], v)
+        for k, v in model.head.state_dict().items()
+        if k in head_before and head_before[k].shape == v.shape
+    )
+    assert len(history) == TRAINING_PARAMS["epochs"]
+    # The input model is left as it was: Kedro may hand the same object to other nodes.
+    assert all(torch.equal(head_before[k], v) for k, v in pretrained.head.state_dict().items())
+
+
+def test_transfer_learns_new_classes_on_frozen_features(stage_data):
+    pretrained, _ = transfer(FashionCNN("seed", 5), stage_data[0], TRANSFER_PARAMS, RUNTIME_PARAMS)
+    model, history = transfer(pretrained, stage_data[1], TRANSFER_PARAMS, RUNTIME_PARAMS)
+    assert model.num_classes == 5 and max(r["val_accuracy"] for r in history) > 0.8
+
+
+def test_scratch_baseline_uses_the_pretrained_architecture_and_can_be_switched_off(stage_data):
+    models, histories = train_scratch_baseline(
+        FashionCNN("seed", 5), stage_data[1], TRANSFER_PARAMS, RUNTIME_PARAMS
+    )
+    assert list(models) == ["scratch"] and models["scratch"].architecture == "seed"
+    assert len(histories["scratch"]) == TRAINING_PARAMS["epochs"]
+    off = {**TRANSFER_PARAMS, "scratch_baseline": False}
+    assert train_scratch_baseline(FashionCNN("seed", 5), stage_data[1], off, RUNTIME_PARAMS) == (
+        {},
+        {},
+    )

@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+from fashion_transfer.model import ARCHITECTURES, FashionCNN
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_every_architecture_maps_images_to_logits(architecture):
+    model = FashionCNN(architecture, num_classes=5)
+    assert model(torch.rand(4, 1, 28, 28)).shape == (4, 5)
+
+
+def test_new_head_keeps_features_and_changes_output_size():
+    model = FashionCNN("seed", num_classes=5)
+    features = {k: v.clone() for k, v in model.features.state_dict().items()}
+    model.new_head(3)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 3)
+    assert model.config() == {"architecture": "seed", "num_classes": 3}
+    assert all(torch.equal(features[k], v) for k, v in model.features.state_dict().items())
+
+
+def test_frozen_features_stay_in_eval_mode():
+    model = FashionCNN("seed", num_classes=5)
+    model.freeze_features()
+    model.train()
+    assert model.head.training and not model.features.training
+    assert not any(p.requires_grad for p in model.features.parameters())
+
+
+def test_unknown_architecture_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"choose one of \['seed'"):
+        FashionCNN("vgg", num_classes=5)

@@ -1,0 +1,60 @@
+import numpy as np
+import torch
+
+from fashion_transfer import training
+from fashion_transfer.model import FashionCNN
+from fashion_transfer.params import TrainingParams
+from tests.conftest import TRAINING_PARAMS
+
+CONFIG = TrainingParams(**TRAINING_PARAMS)
+
+
+def _fit(stage, config=CONFIG):
+    return training.fit_stage(FashionCNN("seed", 5), stage, config, device="cpu", name="test")
+
+
+def test_fit_learns_and_records_history(stage_data):
+    model, history = _fit(stage_data[0])
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert set(history[0]) == {
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "seconds",
+    }
+    assert max(row["val_accuracy"] for row in history) > 0.9
+    probabilities = training.predict_proba(model, stage_data[0]["test_images"], device="cpu")
+    assert probabilities.shape == (100, 5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    assert (probabilities.argmax(1) == stage_data[0]["test_labels"]).mean() > 0.9
+
+
+def test_fit_is_reproducible_with_the_same_seed(stage_data):
+    _, first = _fit(stage_data[0])
+    _, again = _fit(stage_data[0])
+    assert [r["train_loss"] for r in first] == [r["train_loss"] for r in again]
+    _, other = _fit(stage_data[0], CONFIG.model_copy(update={"seed": 1}))
+    assert [r["train_loss"] for r in first] != [r["train_loss"] for r in other]
+
+
+def test_fit_keeps_the_best_validation_epoch(stage_data, monkeypatch):
+    snapshots = []
+    accuracies = iter([0.3, 0.9, 0.5])
+
+    def fake_evaluate(model, images, labels):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return 1.0, next(accuracies)
+
+    monkeypatch.setattr(training, "evaluate", fake_evaluate)
+    model, _ = _fit(stage_data[0])
+    best = snapshots[1]
+    assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
+    assert not all(torch.equal(snapshots[2][k], v) for k, v in model.state_dict().items())
+
+
+def test_resolve_device():
+    assert training.resolve_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert training.resolve_device("auto").type == expected

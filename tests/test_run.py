@@ -1,20 +1,28 @@
-"""End to end: `kedro run` as a user runs it, in a scratch copy of the project, on a small slice."""
+"""End to end: `kedro run` as a user runs it, in a scratch copy of the project (its own data/
+and MLflow store in mlruns/), on a small slice of the real data."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import mlflow
+import numpy as np
 import pytest
 
 from fashion_transfer.datasets import TorchModelDataset
 from tests.conftest import PROJECT_ROOT
 
 SMALL_SLICE = "split.max_examples_per_stage=1500,pretrain.epochs=2,transfer.epochs=2"
+MODELS = ("fashion-mnist-pretrain", "fashion-mnist-transfer")
 
 
 def _data_source() -> str | None:
@@ -32,40 +40,62 @@ def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
     shutil.copytree(
         PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__")
     )
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
     return root
 
 
-def kedro(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def _env() -> dict[str, str]:
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)  # the scratch project keeps its own store
     env.pop("FASHION_MNIST_SOURCE", None)
     if source := _data_source():
         env["FASHION_MNIST_SOURCE"] = source
+    # `mlflow models serve` starts uvicorn from the environment's bin folder.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def kedro(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "kedro", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        cwd=project, env=_env(), capture_output=True, text=True, timeout=timeout,
     )
 
 
-def test_transfer_without_pretrained_model_says_to_pretrain_first(project):
-    result = kedro(project, "run", "--pipeline", "transfer", "--params", SMALL_SLICE)
-    assert result.returncode != 0
-    assert "kedro run --pipeline pretrain" in result.stdout + result.stderr
-    assert not (project / "data" / "06_models" / "transfer.pt").exists()
+def _client(project: Path) -> mlflow.MlflowClient:
+    uri = f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def test_full_run_on_a_small_slice_writes_sane_reports(project):
+def _runs(project: Path):
+    client = _client(project)
+    experiment = client.get_experiment_by_name("fashion-mnist-transfer")
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+@pytest.fixture(scope="module")
+def first_run(project):
+    """A transfer run with no pretrained model fails first; then a full run succeeds."""
+    failed = kedro(project, "run", "--pipeline", "transfer", "--params", SMALL_SLICE)
     result = kedro(project, "run", "--params", SMALL_SLICE)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return failed, result
 
+
+def test_transfer_without_pretrained_model_says_to_pretrain_first(project, first_run):
+    failed, _ = first_run
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert "Error: pretrain_model: There is no saved model" in output
+    assert "kedro run --pipeline pretrain" in output
+    assert "Traceback" not in output and "╭─" not in output
+    assert _runs(project)[0].info.status == "FAILED"
+
+
+def test_full_run_writes_sane_reports(project, first_run):
     reporting = project / "data" / "08_reporting"
     metrics = json.loads((reporting / "metrics.json").read_text())
     assert list(metrics) == ["pretrain", "transfer", "scratch"]
@@ -79,6 +109,7 @@ def test_full_run_on_a_small_slice_writes_sane_reports(project):
         for folder, suffix in (
             ("confusion_matrix_plots", "png"),
             ("learning_curves", "png"),
+            ("misclassified", "png"),
             ("confusion_matrices", "csv"),
             ("classification_reports", "csv"),
         ):
@@ -89,7 +120,156 @@ def test_full_run_on_a_small_slice_writes_sane_reports(project):
     assert TorchModelDataset(filepath=str(models / "pretrain.pt")).load().num_classes == 5
     assert TorchModelDataset(filepath=str(models / "transfer.pt")).load().num_classes == 5
     assert list(TorchModelDataset(filepath=str(models / "baselines.pt")).load()) == ["scratch"]
-    history = json.loads(
-        (project / "data" / "07_model_output" / "pretrain_history.json").read_text()
+    history_file = project / "data" / "07_model_output" / "pretrain_history.json"
+    assert [row["epoch"] for row in json.loads(history_file.read_text())] == [1, 2]
+
+
+def test_mlflow_run_holds_params_metrics_artifacts_and_tags(project, first_run):
+    run = _runs(project)[1]
+    client = _client(project)
+    assert run.info.status == "FINISHED"
+    tags = run.data.tags
+    assert tags["pipeline"] == "__default__" and tags["mlflow.runName"].startswith("__default__ ")
+    assert {"git_commit", "git_dirty", "data_source"} <= set(tags)
+    assert tags["data_source"] == _env().get("FASHION_MNIST_SOURCE", tags["data_source"])
+    params = run.data.params
+    assert params["pretrain.epochs"] == "2" and params["split.max_examples_per_stage"] == "1500"
+    assert params["model.architecture"] == "seed" and "transfer.scratch_baseline" in params
+    for model in ("pretrain", "transfer", "scratch"):
+        history = client.get_metric_history(run.info.run_id, f"{model}/val_accuracy")
+        assert sorted(m.step for m in history) == [1, 2]
+        for name in ("test_accuracy", "test_macro_precision", "test_macro_recall", "test_macro_f1"):
+            assert 0 < run.data.metrics[f"{model}/{name}"] <= 1
+    assert "pretrain/test_precision/T-shirt or top" in run.data.metrics
+    assert "transfer/test_recall/Ankle boot" in run.data.metrics
+    reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert {
+        "reports/metrics.json", "reports/fit_analysis.json", "reports/confusion_matrices",
+        "reports/confusion_matrix_plots", "reports/learning_curves", "reports/misclassified",
+        "reports/classification_reports",
+    } <= reports
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "reports/misclassified")}
+    assert "reports/misclassified/misclassified/transfer.png" in plots or any(
+        p.endswith("transfer.png") for p in plots
     )
-    assert [row["epoch"] for row in history] == [1, 2]
+
+
+def test_models_registered_with_champion_and_the_rule_holds_across_runs(project, first_run):
+    client = _client(project)
+    first = _runs(project)[1]
+    for name in MODELS:
+        champion = client.get_model_version_by_alias(name, "champion")
+        assert str(champion.version) == "1" and champion.run_id == first.info.run_id
+        assert first.data.tags[f"{name.split('-')[-1]}.promoted"] == "true"
+
+    second = kedro(project, "run", "--params", SMALL_SLICE.replace("epochs=2", "epochs=1"))
+    assert second.returncode == 0, second.stderr[-2000:]
+    run = _runs(project)[2]
+    for name in MODELS:
+        stage = name.split("-")[-1]
+        versions = {str(v.version): v for v in client.search_model_versions(f"name='{name}'")}
+        assert set(versions) == {"1", "2"}
+        accuracy = {k: float(v.tags["test_accuracy"]) for k, v in versions.items()}
+        expected = "2" if accuracy["2"] > accuracy["1"] else "1"
+        assert str(client.get_model_version_by_alias(name, "champion").version) == expected
+        assert run.data.tags[f"{stage}.promoted"] == str(expected == "2").lower()
+        assert run.data.tags[f"{stage}.promotion_reason"]
+
+
+def test_failed_run_registers_nothing(project, first_run):
+    before = {name: len(_client(project).search_model_versions(f"name='{name}'")) for name in MODELS}
+    # Pretraining succeeds, then loading the pretrained model from the registry fails.
+    result = kedro(
+        project, "run", "--params", SMALL_SLICE + ",pretrained_model_uri=models:/missing@champion"
+    )
+    assert result.returncode != 0
+    assert "Could not load the pretrained model 'models:/missing@champion'" in result.stderr
+    assert _runs(project)[-1].info.status == "FAILED"
+    after = {name: len(_client(project).search_model_versions(f"name='{name}'")) for name in MODELS}
+    assert after == before
+
+
+def test_transfer_can_start_from_the_registered_pretrained_champion(project, first_run):
+    result = kedro(
+        project, "run", "--pipeline", "transfer", "--params",
+        SMALL_SLICE + ",pretrained_model_uri=models:/fashion-mnist-pretrain@champion",
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _post(url: str, body: bytes, content_type: str | None = "application/json"):
+    request = urllib.request.Request(url, data=body, method="POST")
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_served_champion_classifies_real_images_and_rejects_bad_requests(project, first_run):
+    port = _free_port()
+    env = {**_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"}
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "models", "serve",
+            "-m", "models:/fashion-mnist-transfer@champion",
+            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
+        ],
+        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, "mlflow models serve exited"
+                assert time.monotonic() < deadline, "server did not answer /ping in 90 s"
+                time.sleep(0.5)
+
+        import pickle
+
+        data = pickle.loads((project / "data" / "05_model_input" / "transfer_data.pkl").read_bytes())
+        images, labels = data["test_images"][:64], data["test_labels"][:64]
+        status, body = _post(f"{url}/invocations", json.dumps({"inputs": images.tolist()}).encode())
+        assert status == 200
+        predictions = body["predictions"]
+        assert len(predictions) == 64
+        assert set(predictions[0]) == {"label", "class_name", "confidence", *data["class_names"]}
+        truth = np.asarray(data["source_classes"])[labels]
+        assert np.mean([p["label"] == t for p, t in zip(predictions, truth, strict=True)]) > 0.6
+        assert predictions[0]["class_name"] == data["class_names"][truth[0] - 5]
+
+        scaled = (images[:2] / 255.0).tolist()  # float 0-1 images give the same answers
+        status, body = _post(f"{url}/invocations", json.dumps({"inputs": scaled}).encode())
+        assert status == 200 and [p["label"] for p in body["predictions"]] == [
+            p["label"] for p in predictions[:2]
+        ]
+
+        bad_requests = [
+            (json.dumps({"inputs": [[1, 2, 3]]}).encode(), "application/json", "shape"),
+            (json.dumps({"inputs": [[[-5.0] * 28] * 28]}).encode(), "application/json", "0-255"),
+            (json.dumps({"inputs": [[["a"] * 28] * 28]}).encode(), "application/json", "float"),
+            (b"{not json", "application/json", "JSON"),
+            (json.dumps({"inputs": images[:1].tolist()}).encode(), None, "content type"),
+        ]
+        for body, content_type, expected in bad_requests:
+            status, message = _post(f"{url}/invocations", body, content_type)
+            assert 400 <= status < 500, (status, message)
+            assert expected in message
+        status, _ = _post(f"{url}/invocations", json.dumps({"inputs": images[:1].tolist()}).encode())
+        assert status == 200  # still serving after the bad requests
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)

@@ -1,10 +1,14 @@
 """Project CLI: Kedro's own `kedro run`, but problems with the user's input (data files, saved
-models, parameters) end in their one-paragraph message instead of a traceback. Anything else
-is a bug and keeps its traceback."""
+models, parameters) end in their one-paragraph message instead of a traceback (anything else
+is a bug and keeps its traceback), and Ctrl-C or SIGTERM marks the MLflow run KILLED."""
 
 from __future__ import annotations
 
+import signal
+
 import click
+import mlflow
+from mlflow.entities import RunStatus
 from kedro.framework.cli.project import run as kedro_run
 from kedro.io import DatasetError
 
@@ -16,10 +20,24 @@ USER_ERRORS = (DatasetError, ParameterError, InputDataError)
 
 class RunWithClearErrors(click.Command):
     def invoke(self, ctx: click.Context):
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             return super().invoke(ctx)
         except USER_ERRORS as error:
             raise click.ClickException(str(error)) from None
+        except KeyboardInterrupt:
+            # Kedro's error hooks see only Exceptions; without this the run would stay RUNNING
+            # until MLflow's exit handler marks it FINISHED.
+            if mlflow.active_run() is not None:
+                mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+            raise click.ClickException(
+                "Interrupted. The MLflow run is marked KILLED and registered nothing; files "
+                "saved before the interruption are intact. Run again to start over."
+            ) from None
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 @click.group(name="fashion-transfer")

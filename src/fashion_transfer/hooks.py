@@ -1,24 +1,105 @@
-"""Project hooks: check every parameter before any node runs, then set up PyTorch once."""
+"""Project hooks: check every parameter before any node runs and set up PyTorch once; name
+and tag each MLflow run, and register the models of a successful run."""
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import time
+from pathlib import Path
 
+import mlflow
 import torch
 from kedro.framework.hooks import hook_impl
 
-from fashion_transfer.params import validate_parameters
+from fashion_transfer.datasets.idx_dataset import OFFICIAL_MIRROR, SOURCE_ENV_VAR
+from fashion_transfer.params import ProjectParams, validate_parameters
 
 logger = logging.getLogger(__name__)
 
 
 class ProjectHooks:
+    def __init__(self) -> None:
+        self.params: ProjectParams | None = None
+        self.project_path: Path | None = None
+
     @hook_impl
     def after_context_created(self, context) -> None:
-        runtime = validate_parameters(context.params).runtime
+        self.params = validate_parameters(context.params)
+        self.project_path = Path(context.project_path)
         # Denormal floats (weights decaying towards zero late in training) can slow CPU
         # kernels down by orders of magnitude; flushing them to zero costs no accuracy.
         torch.set_flush_denormal(True)
-        if runtime.num_threads:
-            torch.set_num_threads(runtime.num_threads)
+        if self.params.runtime.num_threads:
+            torch.set_num_threads(self.params.runtime.num_threads)
         logger.info("PyTorch uses %d CPU threads", torch.get_num_threads())
+
+    # Runs after kedro-mlflow's before_pipeline_run (project hooks are called last), so the
+    # MLflow run exists.
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        if mlflow.active_run() is None:
+            return
+        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name")]
+        pipeline_name = "+".join(name or "__default__" for name in names)
+        commit, dirty = _git_state(self.project_path)
+        mlflow.set_tags(
+            {
+                "mlflow.runName": f"{pipeline_name} {time.strftime('%Y-%m-%d %H:%M:%S')}"
+                f" {commit[:7]}{'+dirty' if dirty else ''}",
+                "pipeline": pipeline_name,
+                "git_commit": commit,
+                "git_dirty": str(dirty).lower(),
+                "data_source": os.environ.get(SOURCE_ENV_VAR) or OFFICIAL_MIRROR,
+            }
+        )
+
+    # tryfirst: register while kedro-mlflow still holds the run open (it ends it afterwards).
+    # Only a pipeline that finished gets here, so a failed run never registers anything.
+    @hook_impl(tryfirst=True)
+    def after_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        if mlflow.active_run() is None:
+            return
+        registry = self.params.registry
+        if "metrics" not in pipeline.all_outputs():
+            mlflow.set_tag("registry", "skipped: this pipeline does not evaluate the models")
+            return
+        if not registry.register_models:
+            mlflow.set_tag("registry", "skipped: registry.register_models is false")
+            return
+        from fashion_transfer.registry import log_classifier, promote_if_better
+
+        metrics = catalog.load("metrics")
+        client = mlflow.MlflowClient()
+        for stage, name in registry.model_names.items():
+            info = log_classifier(
+                catalog.load(f"{stage}_model"), catalog.load(f"{stage}_data"), name
+            )
+            version = str(info.registered_model_version)
+            accuracy = metrics[stage]["test_accuracy"]
+            promoted, reason = promote_if_better(client, name, version, accuracy, registry.alias)
+            mlflow.set_tags(
+                {
+                    f"{stage}.registered_model": f"{name} version {version}",
+                    f"{stage}.promoted": str(promoted).lower(),
+                    f"{stage}.promotion_reason": reason,
+                }
+            )
+            logger.info("Registered %s version %s: %s", name, version, reason)
+
+
+def _git_state(project_path: Path | None) -> tuple[str, bool]:
+    """The commit checked out in the project and whether tracked files differ from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project_path, capture_output=True, text=True,
+            check=True, timeout=10,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_path,
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+    return commit, bool(status.strip())

@@ -88,6 +88,7 @@ class FitAnalysisParams(_Strict):
 
 class EvaluationParams(_Strict):
     fit_analysis: FitAnalysisParams
+    misclassified_examples: PositiveInt = 36
 
 
 class RuntimeParams(_Strict):
@@ -109,6 +110,12 @@ class RuntimeParams(_Strict):
         raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
+class RegistryParams(_Strict):
+    register_models: bool
+    alias: str = Field(min_length=1)
+    model_names: dict[Literal["pretrain", "transfer"], str]
+
+
 class ProjectParams(_Strict):
     split: SplitParams
     model: ModelParams
@@ -116,6 +123,12 @@ class ProjectParams(_Strict):
     transfer: TransferParams
     evaluation: EvaluationParams
     runtime: RuntimeParams
+    registry: RegistryParams
+    # Only given on the command line (`--params pretrained_model_uri=models:/...`): the
+    # catalog then loads the pretrained model from the MLflow registry, not data/06_models.
+    pretrained_model_uri: str | None = None
+    # Only given on the command line: the folder `kedro run --pipeline predict` classifies.
+    predict_images: str | None = None
 
 
 class ParameterError(ValueError):

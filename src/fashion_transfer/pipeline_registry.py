@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from fashion_transfer.pipelines import evaluation, ingestion, pretrain, split, transfer
+from fashion_transfer.pipelines import evaluation, ingestion, predict, pretrain, split, transfer
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -21,4 +21,6 @@ def register_pipelines() -> dict[str, Pipeline]:
         **{name: data + stage for name, stage in stages.items()},
     }
     pipelines["__default__"] = data + sum(stages.values(), Pipeline([]))
+    # Not part of the default run: it needs a registered champion and images to classify.
+    pipelines["predict"] = predict.create_pipeline()
     return pipelines

@@ -23,14 +23,16 @@ class TorchModelDataset(AbstractDataset):
         *,
         filepath: str,
         missing_hint: str = "",
+        load_from: str | None = None,
         metadata: dict[str, Any] | None = None,
     ):
         self._filepath = Path(filepath)
         self._missing_hint = missing_hint
+        self._load_from = load_from
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
+        return {"filepath": str(self._filepath), "load_from": self._load_from}
 
     def _exists(self) -> bool:
         return self._filepath.is_file()
@@ -52,6 +54,8 @@ class TorchModelDataset(AbstractDataset):
             Path(temp_name).unlink(missing_ok=True)
 
     def _load(self) -> FashionCNN | dict[str, FashionCNN]:
+        if self._load_from:
+            return _load_registered(self._load_from)
         if not self._filepath.is_file():
             raise DatasetError(f"There is no saved model at {self._filepath}. {self._missing_hint}")
         try:
@@ -64,6 +68,27 @@ class TorchModelDataset(AbstractDataset):
                 f"{self._filepath} is not a readable FashionCNN checkpoint ({error}). Delete it "
                 f"and train the model again. {self._missing_hint}"
             ) from error
+
+
+def _load_registered(model_uri: str) -> FashionCNN:
+    """The FashionCNN inside a model logged by fashion_transfer.registry (e.g. models:/NAME@ALIAS)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from fashion_transfer.registry import CHECKPOINT
+
+    try:
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+        payload = torch.load(
+            folder / "artifacts" / f"{CHECKPOINT}.pt", map_location="cpu", weights_only=True
+        )
+    except (MlflowException, OSError) as error:
+        raise DatasetError(
+            f"Could not load the pretrained model {model_uri!r} from MLflow at "
+            f"{mlflow.get_tracking_uri()}: {error}. Register one with a full `kedro run`, or "
+            "leave out pretrained_model_uri to use data/06_models/pretrain.pt."
+        ) from error
+    return _from_payload(payload)
 
 
 def _to_payload(model: FashionCNN) -> dict:

@@ -16,7 +16,7 @@ from sklearn.metrics import (
 )
 
 from fashion_transfer.model import FashionCNN
-from fashion_transfer.params import FitAnalysisParams, RuntimeParams
+from fashion_transfer.params import EvaluationParams, RuntimeParams
 from fashion_transfer.training import predict_proba
 
 
@@ -43,6 +43,7 @@ def predict_test_sets(
             "y_pred": probabilities.argmax(axis=1),
             "probabilities": probabilities,
             "class_names": data["class_names"],
+            "images": data["test_images"],
         }
     return predictions
 
@@ -98,11 +99,11 @@ def compute_test_metrics(
 def analyse_fit(histories: dict[str, list[dict]], evaluation_params: dict) -> dict[str, dict]:
     """Per model: the train/validation gap at the chosen (best validation) epoch, the trend of
     the validation loss over the last epochs, and a verdict by the documented thresholds."""
-    thresholds = FitAnalysisParams.model_validate(evaluation_params["fit_analysis"])
+    thresholds = EvaluationParams.model_validate(evaluation_params).fit_analysis
     return {name: _fit_analysis(history, thresholds) for name, history in histories.items()}
 
 
-def _fit_analysis(history: list[dict], thresholds: FitAnalysisParams) -> dict:
+def _fit_analysis(history: list[dict], thresholds) -> dict:
     frame = pd.DataFrame(history)
     best = frame.loc[frame["val_accuracy"].idxmax()]
     accuracy_gap = float(best["train_accuracy"] - best["val_accuracy"])
@@ -202,5 +203,29 @@ def plot_learning_curves(
             ax.grid(alpha=0.3)
             ax.legend()
         figure.suptitle(f"{name}: {analysis['verdict']} ({analysis['reason']})", fontsize=9)
+        figures[f"{name}.png"] = figure
+    return figures
+
+
+def plot_misclassified(predictions: dict[str, dict], evaluation_params: dict) -> dict[str, Figure]:
+    """A grid of the first misclassified test images of each model, titled true -> predicted."""
+    limit = EvaluationParams.model_validate(evaluation_params).misclassified_examples
+    figures = {}
+    for name, p in predictions.items():
+        wrong = np.flatnonzero(p["y_true"] != p["y_pred"])[:limit]
+        columns = 6
+        rows = max(1, -(-len(wrong) // columns))
+        figure = Figure(figsize=(columns * 1.9, rows * 2.1), layout="constrained")
+        axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+        for ax in axes:
+            ax.set_axis_off()
+        for ax, index in zip(axes, wrong, strict=False):
+            ax.imshow(p["images"][index], cmap="gray_r")
+            true, predicted = p["class_names"][p["y_true"][index]], p["class_names"][p["y_pred"][index]]
+            ax.set_title(f"{true}\n-> {predicted}", fontsize=8)
+        figure.suptitle(
+            f"{name}: {len(wrong)} of {int((p['y_true'] != p['y_pred']).sum())} misclassified "
+            "test images (true -> predicted)"
+        )
         figures[f"{name}.png"] = figure
     return figures

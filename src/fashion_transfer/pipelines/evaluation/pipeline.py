@@ -1,11 +1,14 @@
 from kedro.pipeline import Pipeline, node
 
+from fashion_transfer.tracking import test_metric_values
+
 from .nodes import (
     analyse_fit,
     collect_histories,
     compute_test_metrics,
     plot_confusion_matrices,
     plot_learning_curves,
+    plot_misclassified,
     predict_test_sets,
     summarise_metrics,
 )
@@ -62,6 +65,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["training_histories", "fit_analysis"],
                 outputs="learning_curve_plots",
                 name="plot_learning_curves",
+            ),
+            node(
+                plot_misclassified,
+                inputs=["test_predictions", "params:evaluation"],
+                outputs="misclassified_plots",
+                name="plot_misclassified",
+            ),
+            node(
+                test_metric_values,
+                inputs="metrics",
+                outputs="test_metric_values",
+                name="test_metric_values",
             ),
         ]
     )

@@ -1,5 +1,7 @@
 from kedro.pipeline import Pipeline, node
 
+from fashion_transfer.tracking import epoch_metrics
+
 from .nodes import pretrain
 
 
@@ -11,6 +13,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["pretrain_data", "params:model", "params:pretrain", "params:runtime"],
                 outputs=["pretrain_model", "pretrain_history"],
                 name="pretrain",
-            )
+            ),
+            node(
+                epoch_metrics,
+                inputs={"pretrain": "pretrain_history"},
+                outputs="pretrain_epoch_metrics",
+                name="pretrain_epoch_metrics",
+            ),
         ]
     )

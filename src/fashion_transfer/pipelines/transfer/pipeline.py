@@ -1,5 +1,7 @@
 from kedro.pipeline import Pipeline, node
 
+from fashion_transfer.tracking import transfer_stage_epoch_metrics
+
 from .nodes import train_scratch_baseline, transfer
 
 
@@ -18,6 +20,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=inputs,
                 outputs=["baseline_models", "baseline_histories"],
                 name="train_scratch_baseline",
+            ),
+            node(
+                transfer_stage_epoch_metrics,
+                inputs=["transfer_history", "baseline_histories"],
+                outputs="transfer_epoch_metrics",
+                name="transfer_epoch_metrics",
             ),
         ]
     )

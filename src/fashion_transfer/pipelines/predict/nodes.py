@@ -1,0 +1,40 @@
+"""Batch prediction over a folder of images of any size and colour."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from fashion_transfer.serving import to_model_image
+
+COLUMNS = ["file", "class_name", "label", "confidence", "error"]
+
+
+def classify_images(images: dict[str, Callable], classifier) -> pd.DataFrame:
+    """One row per file: the predicted class and its probability, or why the file was skipped
+    (unreadable or not an image) so that one bad file does not fail the whole batch."""
+    arrays, rows = {}, []
+    for name in sorted(images):
+        try:
+            arrays[name] = to_model_image(images[name]())
+        except Exception as error:  # any unreadable file is reported, never fatal
+            cause = error.__cause__ or error
+            rows.append(
+                {"file": name, "error": f"skipped: not a readable image ({type(cause).__name__})"}
+            )
+    if arrays:
+        batch = np.stack(list(arrays.values())).astype(np.float32) / 255.0
+        predicted = classifier.predict(batch)
+        for name, (_, row) in zip(arrays, predicted.iterrows(), strict=True):
+            rows.append(
+                {
+                    "file": name,
+                    "class_name": row["class_name"],
+                    "label": int(row["label"]),
+                    "confidence": float(row["confidence"]),
+                }
+            )
+    table = pd.DataFrame(rows, columns=COLUMNS).sort_values("file", ignore_index=True)
+    return table.astype({"label": "Int64"})

@@ -1,0 +1,109 @@
+"""MLflow model registry: log a trained stage as an image classifier, register it, and move the
+champion alias only to a version whose test accuracy beats the current champion's."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types import ColSpec, Schema, TensorSpec
+
+import fashion_transfer
+from fashion_transfer.model import IMAGE_SIZE, FashionCNN
+from fashion_transfer.serving import InvalidImagesError, classify
+
+CHECKPOINT = "checkpoint"
+
+
+class FashionClassifier(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: see fashion_transfer.serving for the input and output contract."""
+
+    def load_context(self, context) -> None:
+        payload = torch.load(context.artifacts[CHECKPOINT], map_location="cpu", weights_only=True)
+        self.model = FashionCNN(**payload["config"])
+        self.model.load_state_dict(payload["state_dict"])
+        self.model.eval()
+        self.class_names = payload["class_names"]
+        self.source_classes = payload["source_classes"]
+
+    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+        try:
+            return classify(self.model, model_input, self.class_names, self.source_classes)
+        except InvalidImagesError as error:
+            # INVALID_PARAMETER_VALUE makes the scoring server answer 400, not 500.
+            raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
+
+
+def log_classifier(
+    model: FashionCNN, stage_data: dict, registered_model_name: str | None
+) -> ModelInfo:
+    """Log `model` to the active run as a pyfunc image classifier with a signature and a real
+    input example; register it under `registered_model_name` unless that is None."""
+    example = stage_data["test_images"][:2].astype(np.float32) / 255.0
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, IMAGE_SIZE, IMAGE_SIZE))]),
+        outputs=Schema(
+            [ColSpec("long", "label"), ColSpec("string", "class_name"), ColSpec("double", "confidence")]
+            + [ColSpec("double", name) for name in stage_data["class_names"]]
+        ),
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = Path(folder) / f"{CHECKPOINT}.pt"
+        torch.save(
+            {
+                "config": model.config(),
+                "state_dict": model.state_dict(),
+                "class_names": list(stage_data["class_names"]),
+                "source_classes": list(stage_data["source_classes"]),
+            },
+            checkpoint,
+        )
+        return mlflow.pyfunc.log_model(
+            name=registered_model_name or "model",
+            python_model=FashionClassifier(),
+            artifacts={CHECKPOINT: str(checkpoint)},
+            signature=signature,
+            input_example=example,
+            code_paths=[str(Path(fashion_transfer.__file__).parent)],
+            # Pinned here so MLflow need not infer them by loading the model in a subprocess.
+            pip_requirements=[
+                f"torch=={torch.__version__.split('+')[0]}",
+                f"mlflow=={mlflow.__version__}",
+                f"numpy=={np.__version__}",
+                f"pandas=={pd.__version__}",
+            ],
+            registered_model_name=registered_model_name,
+        )
+
+
+def promote_if_better(
+    client: mlflow.MlflowClient, name: str, version: str, test_accuracy: float, alias: str
+) -> tuple[bool, str]:
+    """Tag the version with its test accuracy; point `alias` at it only if it beats the
+    version the alias points at now (or there is none). Returns (promoted, reason)."""
+    client.set_model_version_tag(name, version, "test_accuracy", f"{test_accuracy:.6f}")
+    try:
+        current = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        current = None
+    if current is None:
+        promoted, reason = True, f"first {alias} of {name}"
+    else:
+        best = float(current.tags.get("test_accuracy", "-inf"))
+        promoted = test_accuracy > best
+        verb = "beats" if promoted else "does not beat"
+        reason = (
+            f"test accuracy {test_accuracy:.4f} {verb} {alias} version {current.version} "
+            f"({best:.4f})"
+        )
+    if promoted:
+        client.set_registered_model_alias(name, alias, version)
+    return promoted, reason

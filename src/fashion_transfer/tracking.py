@@ -1,0 +1,36 @@
+"""Shape training histories and test metrics as kedro-mlflow metric datasets expect them:
+{metric name: [{"step": epoch, "value": v}, ...]}. Names group by model in the MLflow UI
+(`pretrain/val_accuracy`, `transfer/test_macro_f1`, `scratch/test_recall/Ankle boot`)."""
+
+from __future__ import annotations
+
+HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
+
+
+def epoch_metrics(**histories: list[dict]) -> dict[str, list[dict]]:
+    """Per-epoch metrics of each named model, step = epoch."""
+    return {
+        f"{model}/{key}": [{"step": row["epoch"], "value": row[key]} for row in history]
+        for model, history in histories.items()
+        for key in HISTORY_KEYS
+    }
+
+
+def transfer_stage_epoch_metrics(
+    transfer_history: list[dict], baseline_histories: dict[str, list[dict]]
+) -> dict[str, list[dict]]:
+    return epoch_metrics(transfer=transfer_history, **baseline_histories)
+
+
+def test_metric_values(metrics: dict[str, dict]) -> dict[str, dict]:
+    """Final test metrics of each model: accuracy, macro and per-class precision and recall."""
+    values = {}
+    for model, section in metrics.items():
+        for key in ("test_accuracy", "macro_precision", "macro_recall", "macro_f1"):
+            name = key if key.startswith("test_") else f"test_{key}"
+            values[f"{model}/{name}"] = section[key]
+        for class_name, scores in section["per_class"].items():
+            readable = class_name.replace("/", " or ")  # "/" would nest the metric in the UI
+            for score in ("precision", "recall"):
+                values[f"{model}/test_{score}/{readable}"] = scores[score]
+    return {name: {"step": 0, "value": value} for name, value in values.items()}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
 
 from fashion_transfer.datasets.idx_dataset import MAGIC
 
@@ -89,12 +91,17 @@ def project_parameters() -> dict:
     return loader["parameters"]
 
 
-def run_pipeline(pipeline, **inputs) -> DataCatalog:  # noqa: F821
-    """Run `pipeline` on in-memory inputs (datasets and `params:` entries); return the catalog."""
-    from kedro.io import DataCatalog, MemoryDataset
-    from kedro.runner import SequentialRunner
+def run_pipeline(pipeline, **inputs) -> DataCatalog:
+    """Run `pipeline` on in-memory inputs (datasets and `params:` entries); return the catalog,
+    holding every output, intermediate ones included."""
+
+    class KeptMemoryDataset(MemoryDataset):
+        def _release(self) -> None:  # the runner frees intermediate data; tests read it
+            pass
 
     catalog = DataCatalog({name: MemoryDataset(value) for name, value in inputs.items()})
+    for name in pipeline.all_outputs():
+        catalog[name] = KeptMemoryDataset()
     SequentialRunner().run(pipeline, catalog)
     return catalog
 

@@ -61,7 +61,11 @@ def _env() -> dict[str, str]:
 def kedro(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "kedro", *args],
-        cwd=project, env=_env(), capture_output=True, text=True, timeout=timeout,
+        cwd=project,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -144,8 +148,12 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_tags(project, first_run):
     assert "transfer/test_recall/Ankle boot" in run.data.metrics
     reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
     assert {
-        "reports/metrics.json", "reports/fit_analysis.json", "reports/confusion_matrices",
-        "reports/confusion_matrix_plots", "reports/learning_curves", "reports/misclassified",
+        "reports/metrics.json",
+        "reports/fit_analysis.json",
+        "reports/confusion_matrices",
+        "reports/confusion_matrix_plots",
+        "reports/learning_curves",
+        "reports/misclassified",
         "reports/classification_reports",
     } <= reports
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "reports/misclassified")}
@@ -177,7 +185,9 @@ def test_models_registered_with_champion_and_the_rule_holds_across_runs(project,
 
 
 def test_failed_run_registers_nothing(project, first_run):
-    before = {name: len(_client(project).search_model_versions(f"name='{name}'")) for name in MODELS}
+    before = {
+        name: len(_client(project).search_model_versions(f"name='{name}'")) for name in MODELS
+    }
     # Pretraining succeeds, then loading the pretrained model from the registry fails.
     result = kedro(
         project, "run", "--params", SMALL_SLICE + ",pretrained_model_uri=models:/missing@champion"
@@ -191,7 +201,11 @@ def test_failed_run_registers_nothing(project, first_run):
 
 def test_transfer_can_start_from_the_registered_pretrained_champion(project, first_run):
     result = kedro(
-        project, "run", "--pipeline", "transfer", "--params",
+        project,
+        "run",
+        "--pipeline",
+        "transfer",
+        "--params",
         SMALL_SLICE + ",pretrained_model_uri=models:/fashion-mnist-pretrain@champion",
     )
     assert result.returncode == 0, result.stdout[-2000:]
@@ -219,11 +233,24 @@ def test_served_champion_classifies_real_images_and_rejects_bad_requests(project
     env = {**_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"}
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "mlflow", "models", "serve",
-            "-m", "models:/fashion-mnist-transfer@champion",
-            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/fashion-mnist-transfer@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
         ],
-        cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -240,7 +267,9 @@ def test_served_champion_classifies_real_images_and_rejects_bad_requests(project
 
         import pickle
 
-        data = pickle.loads((project / "data" / "05_model_input" / "transfer_data.pkl").read_bytes())
+        data = pickle.loads(
+            (project / "data" / "05_model_input" / "transfer_data.pkl").read_bytes()
+        )
         images, labels = data["test_images"][:64], data["test_labels"][:64]
         status, body = _post(f"{url}/invocations", json.dumps({"inputs": images.tolist()}).encode())
         assert status == 200
@@ -268,7 +297,9 @@ def test_served_champion_classifies_real_images_and_rejects_bad_requests(project
             status, message = _post(f"{url}/invocations", body, content_type)
             assert 400 <= status < 500, (status, message)
             assert expected in message
-        status, _ = _post(f"{url}/invocations", json.dumps({"inputs": images[:1].tolist()}).encode())
+        status, _ = _post(
+            f"{url}/invocations", json.dumps({"inputs": images[:1].tolist()}).encode()
+        )
         assert status == 200  # still serving after the bad requests
     finally:
         os.killpg(server.pid, 15)

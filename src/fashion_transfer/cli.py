@@ -8,9 +8,9 @@ import signal
 
 import click
 import mlflow
-from mlflow.entities import RunStatus
 from kedro.framework.cli.project import run as kedro_run
 from kedro.io import DatasetError
+from mlflow.entities import RunStatus
 
 from fashion_transfer.params import ParameterError
 from fashion_transfer.pipelines.ingestion.nodes import InputDataError

@@ -51,7 +51,11 @@ def log_classifier(
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, IMAGE_SIZE, IMAGE_SIZE))]),
         outputs=Schema(
-            [ColSpec("long", "label"), ColSpec("string", "class_name"), ColSpec("double", "confidence")]
+            [
+                ColSpec("long", "label"),
+                ColSpec("string", "class_name"),
+                ColSpec("double", "confidence"),
+            ]
             + [ColSpec("double", name) for name in stage_data["class_names"]]
         ),
     )

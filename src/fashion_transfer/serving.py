@@ -31,7 +31,9 @@ def scale_images(images) -> np.ndarray:
     try:
         batch = np.asarray(images, dtype=np.float32)
     except (TypeError, ValueError) as error:
-        raise InvalidImagesError(f"Input is not numeric ({error}); expected {EXPECTED_INPUT}.")
+        raise InvalidImagesError(
+            f"Input is not numeric ({error}); expected {EXPECTED_INPUT}."
+        ) from None
     if batch.ndim == 2 and batch.shape == (IMAGE_SIZE, IMAGE_SIZE):
         batch = batch[None]
     if batch.ndim != 3 or batch.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):

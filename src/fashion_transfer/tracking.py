@@ -22,7 +22,7 @@ def transfer_stage_epoch_metrics(
     return epoch_metrics(transfer=transfer_history, **baseline_histories)
 
 
-def test_metric_values(metrics: dict[str, dict]) -> dict[str, dict]:
+def final_metric_values(metrics: dict[str, dict]) -> dict[str, dict]:
     """Final test metrics of each model: accuracy, macro and per-class precision and recall."""
     values = {}
     for model, section in metrics.items():

@@ -22,7 +22,9 @@ def test_registry_composes_stages_with_their_data_preparation():
     for name in ("pretrain", "transfer", "evaluation"):
         assert {"assemble_dataset", "split_stages"} <= {n.name for n in pipelines[name].nodes}
     assert "pretrain" not in {n.name for n in pipelines["transfer"].nodes}
-    assert set(pipelines["__default__"].outputs()) >= {"metrics", "learning_curve_plots"}
+    assert set(pipelines["__default__"].all_outputs()) >= {"metrics", "learning_curve_plots"}
+    assert "classify_images" not in {n.name for n in pipelines["__default__"].nodes}
+    assert {n.name for n in pipelines["predict"].nodes} == {"classify_images"}
 
 
 def test_split_pipeline(fashion_mnist):

@@ -71,7 +71,7 @@ class TorchModelDataset(AbstractDataset):
 
 
 def _load_registered(model_uri: str) -> FashionCNN:
-    """The FashionCNN inside a model logged by fashion_transfer.registry (e.g. models:/NAME@ALIAS)."""
+    """The FashionCNN inside a model logged by fashion_transfer.registry (models:/NAME@ALIAS)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 

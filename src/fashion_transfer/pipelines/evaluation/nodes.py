@@ -221,7 +221,10 @@ def plot_misclassified(predictions: dict[str, dict], evaluation_params: dict) ->
             ax.set_axis_off()
         for ax, index in zip(axes, wrong, strict=False):
             ax.imshow(p["images"][index], cmap="gray_r")
-            true, predicted = p["class_names"][p["y_true"][index]], p["class_names"][p["y_pred"][index]]
+            true, predicted = (
+                p["class_names"][p["y_true"][index]],
+                p["class_names"][p["y_pred"][index]],
+            )
             ax.set_title(f"{true}\n-> {predicted}", fontsize=8)
         figure.suptitle(
             f"{name}: {len(wrong)} of {int((p['y_true'] != p['y_pred']).sum())} misclassified "

@@ -1,6 +1,6 @@
 from kedro.pipeline import Pipeline, node
 
-from fashion_transfer.tracking import test_metric_values
+from fashion_transfer.tracking import final_metric_values
 
 from .nodes import (
     analyse_fit,
@@ -73,7 +73,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plot_misclassified",
             ),
             node(
-                test_metric_values,
+                final_metric_values,
                 inputs="metrics",
                 outputs="test_metric_values",
                 name="test_metric_values",

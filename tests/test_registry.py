@@ -1,0 +1,59 @@
+"""Registry logic against a throw-away SQLite tracking store."""
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.exceptions import MlflowException
+
+from fashion_transfer.model import FashionCNN
+from fashion_transfer.registry import log_classifier, promote_if_better
+
+NAMES = ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.set_experiment("registry-test")
+    yield mlflow.MlflowClient()
+    mlflow.set_tracking_uri(None)
+
+
+def test_champion_moves_only_to_a_better_version(store):
+    name = "fashion-test"
+    store.create_registered_model(name)
+    for _ in range(3):
+        store.create_model_version(name, source="file:///nowhere")
+    assert promote_if_better(store, name, "1", 0.90, "champion") == (
+        True,
+        f"first champion of {name}",
+    )
+    promoted, reason = promote_if_better(store, name, "2", 0.85, "champion")
+    assert not promoted and "does not beat champion version 1 (0.9000)" in reason
+    assert str(store.get_model_version_by_alias(name, "champion").version) == "1"
+    promoted, reason = promote_if_better(store, name, "3", 0.95, "champion")
+    assert promoted and "0.9500 beats champion version 1" in reason
+    assert str(store.get_model_version_by_alias(name, "champion").version) == "3"
+    assert store.get_model_version(name, "2").tags["test_accuracy"] == "0.850000"
+
+
+def test_logged_classifier_loads_as_pyfunc_and_rejects_bad_input(store):
+    stage = {
+        "test_images": np.random.default_rng(0).integers(0, 256, (4, 28, 28)).astype(np.uint8),
+        "class_names": NAMES,
+        "source_classes": [5, 6, 7, 8, 9],
+    }
+    model = FashionCNN("seed", 5)
+    with mlflow.start_run():
+        info = log_classifier(model, stage, "fashion-test")
+    assert str(info.registered_model_version) == "1"
+    assert tuple(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == (-1, 28, 28)
+
+    loaded = mlflow.pyfunc.load_model("models:/fashion-test/1")
+    table = loaded.predict(stage["test_images"].astype(np.float32))
+    assert list(table.columns) == ["label", "class_name", "confidence", *NAMES]
+    with pytest.raises(MlflowException, match="NaN or infinite"):
+        loaded.predict(np.full((1, 28, 28), np.nan, np.float32))

@@ -23,10 +23,20 @@ def test_frozen_features_stay_in_eval_mode():
     model = FashionCNN("seed", num_classes=5)
     model.freeze_features()
     model.train()
-    assert model.head.training and not model.features.training
+    assert model.head.training
+    assert not any(m.training for m in model.features[0].modules())
     assert not any(p.requires_grad for p in model.features.parameters())
 
 
+def test_the_last_block_can_stay_trainable():
+    model = FashionCNN("bn2", num_classes=5)
+    model.freeze_features(trainable_blocks=1)
+    model.train()
+    first, last = model.features[0], model.features[1]
+    assert not first.training and not any(p.requires_grad for p in first.parameters())
+    assert last.training and all(p.requires_grad for p in last.parameters())
+
+
 def test_unknown_architecture_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"choose one of \['seed'"):
+    with pytest.raises(ValueError, match=r"choose one of \['bn2', 'bn3', 'seed'\]"):
         FashionCNN("vgg", num_classes=5)

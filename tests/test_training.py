@@ -10,7 +10,7 @@ CONFIG = TrainingParams(**TRAINING_PARAMS)
 
 
 def _fit(stage, config=CONFIG):
-    return training.fit_stage(FashionCNN("seed", 5), stage, config, device="cpu", name="test")
+    return training.fit(FashionCNN("seed", 5), stage, config, device="cpu", name="test")
 
 
 def test_fit_learns_and_records_history(stage_data):
@@ -58,3 +58,23 @@ def test_resolve_device():
     assert training.resolve_device("cpu").type == "cpu"
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert training.resolve_device("auto").type == expected
+
+
+def test_augmentation_keeps_shape_and_changes_images_per_sample():
+    from fashion_transfer.params import AugmentationParams
+
+    images = training.images_to_tensor(np.full((64, 28, 28), 200, np.uint8))
+    images[:, :, 10:18, 4:8] = 1.0
+    config = AugmentationParams(crop_padding=2, horizontal_flip=True, erasing_probability=1.0)
+    out = training.augment(images, config, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape
+    distinct = {tuple(image.flatten().tolist()) for image in out}
+    assert len(distinct) > 32  # parameters are drawn per image, not once per batch
+    assert (out == 0).any(dim=(1, 2, 3)).all()  # erasing or the shift's zero padding
+
+
+def test_schedules_and_label_smoothing_train(stage_data):
+    for schedule in ("onecycle", "cosine"):
+        config = CONFIG.model_copy(update={"schedule": schedule, "label_smoothing": 0.1})
+        _, history = training.fit(FashionCNN("seed", 5), stage_data[0], config, "cpu", "t")
+        assert max(row["val_accuracy"] for row in history) > 0.9

@@ -66,17 +66,31 @@ class ModelParams(_Strict):
         return name
 
 
+class AugmentationParams(_Strict):
+    crop_padding: int = Field(default=2, ge=0, le=8)
+    horizontal_flip: bool = True
+    erasing_probability: float = Field(default=0.0, ge=0, le=1)
+    erasing_max_side: int = Field(default=10, ge=3, le=28)
+
+
 class TrainingParams(_Strict):
     epochs: PositiveInt
     batch_size: PositiveInt
     optimizer: Literal["adam", "adamw", "sgd"]
     learning_rate: PositiveFloat
     weight_decay: NonNegativeFloat = 0.0
+    schedule: Literal["constant", "onecycle", "cosine"] = "constant"
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    augmentation: AugmentationParams | None = None
     seed: int
 
 
 class TransferParams(TrainingParams):
     scratch_baseline: bool = True
+    # After the frozen-features head training: fine-tune the last convolutional block too,
+    # at a lower learning rate, for this many more epochs (0: no fine-tuning).
+    fine_tune_epochs: int = Field(default=0, ge=0)
+    fine_tune_learning_rate: PositiveFloat = 1e-4
 
 
 class FitAnalysisParams(_Strict):

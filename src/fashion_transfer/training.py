@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fashion_transfer.params import TrainingParams
+from fashion_transfer.params import AugmentationParams, TrainingParams
 
 logger = logging.getLogger(__name__)
 
@@ -39,64 +39,97 @@ def make_optimizer(params, config: TrainingParams) -> torch.optim.Optimizer:
     return optimizer_class(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
-def fit_stage(
-    model: nn.Module, stage_data: dict, config: TrainingParams, device: str, name: str
-) -> tuple[nn.Module, list[dict]]:
-    """Fit `model` on a stage's train split, selecting its epoch on the validation split."""
-    return fit(
-        model,
-        stage_data["train_images"],
-        stage_data["train_labels"],
-        stage_data["val_images"],
-        stage_data["val_labels"],
-        config,
-        device=device,
-        name=name,
-    )
+def make_scheduler(optimizer, config: TrainingParams, steps: int):
+    """A per-batch learning-rate schedule over `steps` batches, or None for a constant rate."""
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.learning_rate, total_steps=steps
+        )
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    return None
+
+
+def augment(images: torch.Tensor, config: AugmentationParams, generator) -> torch.Tensor:
+    """Per-image random shift (a random crop of the zero-padded image), horizontal flip and
+    erasing of one rectangle, vectorised over the batch. torchvision's v2 transforms draw one
+    set of parameters per call, so per-image variety from them would need a Python loop
+    over the batch, which here costs about a third of an epoch."""
+    n, _, height, width = images.shape
+    rand = lambda *size: torch.rand(*size, generator=generator).to(images.device)  # noqa: E731
+    if config.crop_padding:
+        pad = config.crop_padding
+        padded = nn.functional.pad(images, (pad, pad, pad, pad))
+        rows = (rand(n) * (2 * pad + 1)).long()[:, None] + torch.arange(
+            height, device=images.device
+        )
+        cols = (rand(n) * (2 * pad + 1)).long()[:, None] + torch.arange(width, device=images.device)
+        index = torch.arange(n, device=images.device)[:, None, None]
+        images = padded[index, 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
+    if config.horizontal_flip:
+        flip = rand(n) < 0.5
+        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    if config.erasing_probability:
+        side = (rand(2, n) * (config.erasing_max_side - 2) + 2).long()  # 2..max side pixels
+        top = (rand(n) * (height - side[0])).long()
+        left = (rand(n) * (width - side[1])).long()
+        ys = torch.arange(height, device=images.device)[None, :, None]
+        xs = torch.arange(width, device=images.device)[None, None, :]
+        box = (
+            (ys >= top[:, None, None])
+            & (ys < (top + side[0])[:, None, None])
+            & (xs >= left[:, None, None])
+            & (xs < (left + side[1])[:, None, None])
+            & (rand(n) < config.erasing_probability)[:, None, None]
+        )
+        images = images.masked_fill(box[:, None], 0.0)
+    return images
 
 
 def fit(
     model: nn.Module,
-    train_images: np.ndarray,
-    train_labels: np.ndarray,
-    val_images: np.ndarray,
-    val_labels: np.ndarray,
+    stage_data: dict,
     config: TrainingParams,
     device: str = "auto",
     name: str = "model",
+    first_epoch: int = 1,
+    accuracy_to_beat: float = -1.0,
 ) -> tuple[nn.Module, list[dict]]:
-    """Train `model` for `config.epochs` epochs and return it with the weights of its best
-    validation-accuracy epoch, and the per-epoch history."""
+    """Train `model` on a stage's train split for `config.epochs` epochs and return it with
+    the weights of its best validation-accuracy epoch (or unchanged, if no epoch beats
+    `accuracy_to_beat`), and the per-epoch history, numbered from `first_epoch`."""
     torch.manual_seed(config.seed)
-    shuffle = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
     target = resolve_device(device)
     model.to(target)
-    x_train, y_train = (
-        images_to_tensor(train_images).to(target),
-        torch.from_numpy(train_labels).long().to(target),
-    )
-    x_val, y_val = (
-        images_to_tensor(val_images).to(target),
-        torch.from_numpy(val_labels).long().to(target),
-    )
+    x_train = images_to_tensor(stage_data["train_images"]).to(target)
+    y_train = torch.from_numpy(stage_data["train_labels"]).long().to(target)
+    x_val = images_to_tensor(stage_data["val_images"]).to(target)
+    y_val = torch.from_numpy(stage_data["val_labels"]).long().to(target)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
-    loss_fn = nn.CrossEntropyLoss()
+    batches_per_epoch = -(-len(x_train) // config.batch_size)
+    scheduler = make_scheduler(optimizer, config, config.epochs * batches_per_epoch)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
     history: list[dict] = []
-    best_accuracy, best_state = -1.0, None
-    for epoch in range(1, config.epochs + 1):
+    best_accuracy, best_state = accuracy_to_beat, copy.deepcopy(model.state_dict())
+    for epoch in range(first_epoch, first_epoch + config.epochs):
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(len(x_train), generator=shuffle).to(target)
+        order = torch.randperm(len(x_train), generator=generator).to(target)
         loss_sum = torch.zeros((), device=target)
         correct = torch.zeros((), device=target, dtype=torch.long)
         for batch in order.split(config.batch_size):
             images, labels = x_train[batch], y_train[batch]
+            if config.augmentation:
+                images = augment(images, config.augmentation, generator)
             logits = model(images)
             loss = loss_fn(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler:
+                scheduler.step()
             loss_sum += loss.detach() * len(batch)
             correct += (logits.argmax(1) == labels).sum()
         val_loss, val_accuracy = evaluate(model, x_val, y_val)
@@ -113,7 +146,7 @@ def fit(
             "%s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s",
             name,
             epoch,
-            config.epochs,
+            first_epoch + config.epochs - 1,
             record["train_loss"],
             record["train_accuracy"],
             val_loss,

@@ -30,6 +30,24 @@ def test_frozen_weights_are_bit_identical_after_transfer_training(stage_data, ar
     assert all(torch.equal(head_before[k], v) for k, v in pretrained.head.state_dict().items())
 
 
+def test_fine_tuning_changes_only_the_last_block(stage_data):
+    pretrained = FashionCNN("bn2", num_classes=5)
+    before = {k: v.clone() for k, v in pretrained.features.state_dict().items()}
+    params = {
+        **TRANSFER_PARAMS,
+        "epochs": 1,
+        "fine_tune_epochs": 2,
+        "fine_tune_learning_rate": 0.01,
+    }
+    model, history = transfer(pretrained, stage_data[1], params, RUNTIME_PARAMS)
+    after = model.features.state_dict()
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    first_block = [k for k in before if k.startswith("0.")]
+    assert first_block and all(torch.equal(before[k], after[k]) for k in first_block)
+    if max(r["val_accuracy"] for r in history[1:]) > history[0]["val_accuracy"]:
+        assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("1."))
+
+
 def test_transfer_learns_new_classes_on_frozen_features(stage_data):
     pretrained, _ = transfer(FashionCNN("seed", 5), stage_data[0], TRANSFER_PARAMS, RUNTIME_PARAMS)
     model, history = transfer(pretrained, stage_data[1], TRANSFER_PARAMS, RUNTIME_PARAMS)
@@ -42,6 +60,11 @@ def test_scratch_baseline_uses_the_pretrained_architecture_and_can_be_switched_o
     )
     assert list(models) == ["scratch"] and models["scratch"].architecture == "seed"
     assert len(histories["scratch"]) == TRAINING_PARAMS["epochs"]
+    same_budget = {**TRANSFER_PARAMS, "fine_tune_epochs": 2}
+    _, histories = train_scratch_baseline(
+        FashionCNN("seed", 5), stage_data[1], same_budget, RUNTIME_PARAMS
+    )
+    assert len(histories["scratch"]) == TRAINING_PARAMS["epochs"] + 2
     off = {**TRANSFER_PARAMS, "scratch_baseline": False}
     assert train_scratch_baseline(FashionCNN("seed", 5), stage_data[1], off, RUNTIME_PARAMS) == (
         {},

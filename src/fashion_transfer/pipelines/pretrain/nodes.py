@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fashion_transfer.model import FashionCNN
 from fashion_transfer.params import ModelParams, RuntimeParams, TrainingParams
-from fashion_transfer.training import fit_stage
+from fashion_transfer.training import fit
 
 
 def pretrain(
@@ -12,7 +12,7 @@ def pretrain(
 ) -> tuple[FashionCNN, list[dict]]:
     architecture = ModelParams.model_validate(model_params).architecture
     model = FashionCNN(architecture, num_classes=len(pretrain_data["class_names"]))
-    return fit_stage(
+    return fit(
         model,
         pretrain_data,
         TrainingParams.model_validate(training_params),

@@ -83,11 +83,17 @@ RUNTIME_PARAMS = {"device": "cpu", "num_threads": None}
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def project_parameters() -> dict:
-    """The parameters in conf/base, as `kedro run` sees them with no overrides."""
+def project_parameters(**runtime_params) -> dict:
+    """The parameters in conf/base, as `kedro run --params ...` sees them."""
     from kedro.config import OmegaConfigLoader
 
-    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
+    from fashion_transfer.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"),
+        runtime_params=runtime_params,
+        **{**CONFIG_LOADER_ARGS, "default_run_env": "base"},
+    )
     return loader["parameters"]
 
 

@@ -5,10 +5,24 @@ from fashion_transfer.params import ParameterError, validate_parameters
 from tests.conftest import project_parameters
 
 
-def test_shipped_parameters_are_valid():
+def test_shipped_parameters_and_every_preset_are_valid():
     params = validate_parameters(project_parameters())
-    assert params.pretrain.epochs == 20 and params.transfer.epochs == 20
-    assert params.split.pretrain_classes == [0, 1, 2, 3, 4]
+    assert params.preset == "default" and params.split.pretrain_classes == [0, 1, 2, 3, 4]
+    for name in params.presets:
+        assert validate_parameters(project_parameters(preset=name)).preset == name
+
+
+def test_preset_switches_the_recipe_and_single_values_still_override():
+    seed = validate_parameters(project_parameters(preset="seed"))
+    assert seed.model.architecture == "seed" and seed.pretrain.epochs == 20
+    assert seed.transfer.epochs == 20 and seed.pretrain.augmentation is None
+    tuned = validate_parameters(project_parameters(preset="seed", pretrain={"epochs": 3}))
+    assert tuned.pretrain.epochs == 3 and tuned.pretrain.learning_rate == 0.001
+
+
+def test_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown preset 'fastest'; valid presets: \['accurate'"):
+        project_parameters(preset="fastest")
 
 
 def _error(section: str, change: dict) -> str:

@@ -11,11 +11,12 @@ import mlflow
 from kedro.framework.cli.project import run as kedro_run
 from kedro.io import DatasetError
 from mlflow.entities import RunStatus
+from omegaconf.errors import InterpolationResolutionError
 
 from fashion_transfer.params import ParameterError
 from fashion_transfer.pipelines.ingestion.nodes import InputDataError
 
-USER_ERRORS = (DatasetError, ParameterError, InputDataError)
+USER_ERRORS = (DatasetError, ParameterError, InputDataError, InterpolationResolutionError)
 
 
 class RunWithClearErrors(click.Command):

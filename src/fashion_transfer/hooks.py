@@ -3,6 +3,7 @@ and tag each MLflow run, and register the models of a successful run."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -46,9 +47,10 @@ class ProjectHooks:
         commit, dirty = _git_state(self.project_path)
         mlflow.set_tags(
             {
-                "mlflow.runName": f"{pipeline_name} {time.strftime('%Y-%m-%d %H:%M:%S')}"
-                f" {commit[:7]}{'+dirty' if dirty else ''}",
+                "mlflow.runName": f"{pipeline_name} [{self.params.preset}] "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')} {commit[:7]}{'+dirty' if dirty else ''}",
                 "pipeline": pipeline_name,
+                "preset": self.params.preset,
                 "git_commit": commit,
                 "git_dirty": str(dirty).lower(),
                 "data_source": os.environ.get(SOURCE_ENV_VAR) or OFFICIAL_MIRROR,
@@ -87,6 +89,37 @@ class ProjectHooks:
                 }
             )
             logger.info("Registered %s version %s: %s", name, version, reason)
+
+
+class TimingHooks:
+    """When FASHION_TRANSFER_TIMINGS names a file, write wall-clock timestamps of the run's
+    phases there (used by benchmarks/benchmark.py to split a run's time into its parts)."""
+
+    def __init__(self) -> None:
+        self.stamps: dict = {"nodes": []}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self.stamps["context_created"] = time.time()
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        self.stamps["pipeline_started"] = time.time()
+
+    @hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async) -> None:
+        self.stamps["nodes"].append([node.name, time.time()])
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data, node) -> None:
+        self.stamps["last_saved"] = time.time()
+
+    # trylast: after the registration and kedro-mlflow's closing of the run.
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        self.stamps["run_finished"] = time.time()
+        if path := os.environ.get("FASHION_TRANSFER_TIMINGS"):
+            Path(path).write_text(json.dumps(self.stamps))
 
 
 def _git_state(project_path: Path | None) -> tuple[str, bool]:

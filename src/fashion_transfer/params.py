@@ -131,6 +131,8 @@ class RegistryParams(_Strict):
 
 
 class ProjectParams(_Strict):
+    preset: str
+    presets: dict[str, dict]
     split: SplitParams
     model: ModelParams
     pretrain: TrainingParams

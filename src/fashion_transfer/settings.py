@@ -4,7 +4,7 @@ points MLflow at the project's local store unless MLFLOW_TRACKING_URI says other
 import os
 from pathlib import Path
 
-from fashion_transfer.hooks import ProjectHooks
+from fashion_transfer.hooks import ProjectHooks, TimingHooks
 
 
 def tracking_uri() -> str:
@@ -15,10 +15,19 @@ def tracking_uri() -> str:
     )
 
 
-HOOKS = (ProjectHooks(),)
+def preset(section: str, *, _root_) -> dict:
+    """`${preset:pretrain}`: that section of the preset named by the `preset` parameter
+    (parameters_presets.yml), so `--params preset=accurate` switches a whole recipe."""
+    name, presets = _root_["preset"], _root_["presets"]
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; valid presets: {sorted(presets)}")
+    return presets[name][section]
+
+
+HOOKS = (ProjectHooks(), TimingHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    "custom_resolvers": {"tracking_uri": tracking_uri},
+    "custom_resolvers": {"tracking_uri": tracking_uri, "preset": preset},
 }

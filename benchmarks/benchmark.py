@@ -1,0 +1,231 @@
+"""Speed benchmark, in one invocation on one machine:
+
+1. one training epoch of the project's loop (fashion_transfer.training.fit) against a plain
+   PyTorch loop written below: same model, data, batch size and optimizer, each followed by
+   the same validation pass; alternating runs, several repeats; the median throughput ratio;
+2. a full `kedro run` of a preset, split into start-up, data, each stage, evaluation and
+   tracking (MLflow logging and registration);
+3. the figures as JSON, and a table.
+
+    python benchmarks/benchmark.py --preset default --output benchmarks/results-default.json
+
+Needs the raw data (run `kedro run --pipeline split` once, or set FASHION_MNIST_SOURCE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def load_stage_data(preset: str) -> tuple[dict, dict]:
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(PROJECT)
+    with KedroSession.create(PROJECT, runtime_params={"preset": preset}) as session:
+        context = session.load_context()
+        from fashion_transfer.params import validate_parameters
+        from fashion_transfer.pipelines.ingestion.nodes import assemble_dataset
+        from fashion_transfer.pipelines.split.nodes import split_stages
+
+        params = validate_parameters(context.params)
+        catalog = context.catalog
+        raw = assemble_dataset(
+            *(
+                catalog.load(n)
+                for n in ("train_images", "train_labels", "test_images", "test_labels")
+            )
+        )
+        return split_stages(raw, context.params["split"])[0], params
+
+
+def plain_epoch(model, x, y, x_val, y_val, batch_size, learning_rate) -> None:
+    """The textbook loop: shuffle, forward, loss, backward, step; then a validation pass."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    model.train()
+    for batch in torch.randperm(len(x)).split(batch_size):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.inference_mode():
+        for images, labels in zip(x_val.split(2048), y_val.split(2048), strict=True):
+            nn.functional.cross_entropy(model(images), labels)
+
+
+def loop_benchmark(stage: dict, params, repeats: int) -> dict:
+    from fashion_transfer.model import FashionCNN
+    from fashion_transfer.training import fit, images_to_tensor
+
+    # Like for like: the plain loop has no augmentation, schedule or label smoothing.
+    config = params.pretrain.model_copy(
+        update={
+            "epochs": 1,
+            "optimizer": "adam",
+            "schedule": "constant",
+            "label_smoothing": 0.0,
+            "augmentation": None,
+            "weight_decay": 0.0,
+        }
+    )
+    x, y = images_to_tensor(stage["train_images"]), torch.from_numpy(stage["train_labels"]).long()
+    x_val = images_to_tensor(stage["val_images"])
+    y_val = torch.from_numpy(stage["val_labels"]).long()
+    architecture, classes = params.model.architecture, len(stage["class_names"])
+    project_seconds, plain_seconds = [], []
+    for _ in range(repeats):
+        torch.manual_seed(0)
+        model = FashionCNN(architecture, classes)
+        started = time.perf_counter()
+        fit(model, stage, config, device="cpu", name="benchmark")
+        project_seconds.append(time.perf_counter() - started)
+
+        torch.manual_seed(0)
+        model = FashionCNN(architecture, classes)
+        started = time.perf_counter()
+        plain_epoch(model, x, y, x_val, y_val, config.batch_size, config.learning_rate)
+        plain_seconds.append(time.perf_counter() - started)
+    ratios = [plain / ours for plain, ours in zip(plain_seconds, project_seconds, strict=True)]
+    return {
+        "architecture": architecture,
+        "train_examples": len(x),
+        "batch_size": config.batch_size,
+        "project_epoch_seconds": project_seconds,
+        "plain_epoch_seconds": plain_seconds,
+        "median_throughput_ratio": statistics.median(ratios),
+    }
+
+
+def run_benchmark(preset: str) -> dict:
+    """A full `kedro run` in a scratch copy of the project, timed by fashion_transfer's
+    TimingHooks; the data is copied in so the run does not download it."""
+    from fashion_transfer.pipeline_registry import register_pipelines
+
+    pipelines = register_pipelines()
+    groups = {
+        "data": {n.name for n in pipelines["split"].nodes},
+        "pretrain": {"pretrain"},
+        "transfer": {"transfer"},
+        "scratch baseline": {"train_scratch_baseline"},
+        "evaluation": {n.name for n in pipelines["evaluation"].nodes}
+        - {n.name for n in pipelines["split"].nodes}
+        - {"test_metric_values"},
+        "tracking (metrics)": {
+            "pretrain_epoch_metrics",
+            "transfer_epoch_metrics",
+            "test_metric_values",
+        },
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        for part in ("conf", "src"):
+            shutil.copytree(
+                PROJECT / part, root / part, ignore=shutil.ignore_patterns("local", "__pycache__")
+            )
+        (root / "conf" / "local").mkdir()
+        shutil.copy(PROJECT / "pyproject.toml", root)
+        shutil.copytree(PROJECT / "data" / "01_raw", root / "data" / "01_raw")
+        stamps_file = root / "timings.json"
+        env = {
+            **os.environ,
+            "FASHION_TRANSFER_TIMINGS": str(stamps_file),
+            "KEDRO_DISABLE_TELEMETRY": "true",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        }
+        env.pop("MLFLOW_TRACKING_URI", None)
+        started = time.time()
+        result = subprocess.run(
+            [sys.executable, "-m", "kedro", "run", "--params", f"preset={preset}"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        finished = time.time()
+        if result.returncode:
+            sys.exit(f"kedro run failed:\n{result.stderr[-3000:]}")
+        stamps = json.loads(stamps_file.read_text())
+        metrics = json.loads((root / "data" / "08_reporting" / "metrics.json").read_text())
+
+    nodes = stamps["nodes"] + [["(end)", stamps["last_saved"]]]
+    node_seconds = {
+        name: end - start for (name, start), (_, end) in zip(nodes, nodes[1:], strict=False)
+    }
+    parts = {"start-up": stamps["pipeline_started"] - started}
+    for group, names in groups.items():
+        parts[group] = sum(s for n, s in node_seconds.items() if n in names)
+    parts["tracking (metrics)"] += finished - stamps["last_saved"]  # registry, run end, exit
+    return {
+        "preset": preset,
+        "wall_seconds": finished - started,
+        "parts_seconds": parts,
+        "node_seconds": node_seconds,
+        "test_accuracy": {name: section["test_accuracy"] for name, section in metrics.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="default: PyTorch's")
+    parser.add_argument("--skip-run", action="store_true", help="only the loop comparison")
+    parser.add_argument("--output", type=Path, default=PROJECT / "benchmarks" / "results.json")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+
+    stage, params = load_stage_data(args.preset)
+    figures = {
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "loop": loop_benchmark(stage, params, args.repeats),
+    }
+    if not args.skip_run:
+        figures["run"] = run_benchmark(args.preset)
+    args.output.write_text(json.dumps(figures, indent=2))
+
+    loop = figures["loop"]
+    print(
+        f"\nLoop, one epoch of {loop['train_examples']} images ({loop['architecture']}, "
+        f"batch {loop['batch_size']}), {args.repeats} alternating repeats:"
+    )
+    print(f"  project loop  {statistics.median(loop['project_epoch_seconds']):7.1f} s (median)")
+    print(f"  plain PyTorch {statistics.median(loop['plain_epoch_seconds']):7.1f} s (median)")
+    print(f"  throughput ratio project/plain: {loop['median_throughput_ratio']:.3f}")
+    if "run" in figures:
+        run = figures["run"]
+        print(f"\nkedro run --params preset={args.preset}: {run['wall_seconds']:.0f} s wall")
+        for part, seconds in run["parts_seconds"].items():
+            print(f"  {part:<20} {seconds:7.1f} s")
+        print(
+            "  test accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in run["test_accuracy"].items())
+        )
+    print(f"\nFigures written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -148,7 +148,8 @@ def run_benchmark(preset: str) -> dict:
             "KEDRO_DISABLE_TELEMETRY": "true",
             "MLFLOW_DISABLE_TELEMETRY": "true",
         }
-        env.pop("MLFLOW_TRACKING_URI", None)
+        for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
+            env.pop(variable, None)
         started = time.time()
         result = subprocess.run(
             [sys.executable, "-m", "kedro", "run", "--params", f"preset={preset}"],

@@ -13,13 +13,14 @@ NAMES = ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
+    # Environment variables, not mlflow.set_*_uri: those also write the variables, which would
+    # then leak into the `kedro run` subprocesses of later tests.
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
     mlflow.set_experiment("registry-test")
     yield mlflow.MlflowClient()
-    mlflow.set_tracking_uri(None)
 
 
 def test_champion_moves_only_to_a_better_version(store):

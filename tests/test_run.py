@@ -52,7 +52,8 @@ def project(tmp_path_factory) -> Path:
 
 def _env() -> dict[str, str]:
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the scratch project keeps its own store
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
+        env.pop(variable, None)  # the scratch project keeps its own store
     env.pop("FASHION_MNIST_SOURCE", None)
     if source := _data_source():
         env["FASHION_MNIST_SOURCE"] = source

@@ -45,7 +45,7 @@ def _error(section: str, change: dict) -> str:
         ("transfer", {"batch_size": 0}, "transfer.batch_size"),
         ("pretrain", {"optimizer": "adagrad"}, "'adam', 'adamw' or 'sgd'"),
         ("pretrain", {"epoch": 3}, "pretrain.epoch: Extra inputs are not permitted"),
-        ("model", {"architecture": "resnet"}, "valid: ['bn2', 'bn3', 'seed']"),
+        ("model", {"architecture": "resnet"}, "valid: ['bn2', 'bn3', 'compact', 'seed']"),
     ],
 )
 def test_invalid_parameters_are_named_with_the_fix(section, change, expected):

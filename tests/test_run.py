@@ -146,7 +146,7 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_tags(project, first_run):
     params = run.data.params
     assert params["pretrain.epochs"] == "2" and params["split.max_examples_per_stage"] == "1500"
     assert params["transfer.fine_tune_epochs"] == "1" and "transfer.scratch_baseline" in params
-    assert params["pretrain.augmentation.crop_padding"] == "2"
+    assert params["pretrain.schedule"] == "onecycle"
     for model in ("pretrain", "transfer", "scratch"):
         history = client.get_metric_history(run.info.run_id, f"{model}/val_accuracy")
         assert sorted(m.step for m in history) == ([1, 2] if model == "pretrain" else [1, 2, 3])

@@ -37,7 +37,17 @@ ARCHITECTURES: dict[str, Architecture] = {
         conv_dropout=0.25,
         dense_dropout=0.5,
     ),
-    # Two VGG-style blocks with BatchNorm: more capacity at a modest cost on the CPU.
+    # One conv (with BatchNorm) per block, two blocks: a little cheaper than the seed network
+    # on the CPU, and it trains faster.
+    "compact": Architecture(
+        conv_blocks=((32,), (64,)),
+        dense=(128,),
+        padding=1,
+        batch_norm=True,
+        conv_dropout=0.1,
+        dense_dropout=0.3,
+    ),
+    # Two VGG-style blocks with BatchNorm: more capacity, about 2.5 times the seed's work.
     "bn2": Architecture(
         conv_blocks=((32, 32), (64, 64)),
         dense=(128,),
@@ -46,7 +56,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         conv_dropout=0.1,
         dense_dropout=0.3,
     ),
-    # Three blocks, wider: the most accurate, and about twice the work of bn2.
+    # Three VGG-style blocks, wider: the most capacity, about 1.2 times the work of bn2.
     "bn3": Architecture(
         conv_blocks=((32, 32), (64, 64), (128, 128)),
         dense=(256,),

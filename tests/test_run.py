@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -205,6 +206,37 @@ def test_failed_run_registers_nothing(project, first_run):
     assert _runs(project)[-1].info.status == "FAILED"
     after = {name: len(_client(project).search_model_versions(f"name='{name}'")) for name in MODELS}
     assert after == before
+
+
+def test_interrupted_run_is_killed_registers_nothing_and_keeps_models(project, first_run):
+    models = project / "data" / "06_models"
+    saved = {path.name: path.read_bytes() for path in models.glob("*.pt")}
+    before = {
+        name: len(_client(project).search_model_versions(f"name='{name}'")) for name in MODELS
+    }
+    run = subprocess.Popen(
+        [sys.executable, "-m", "kedro", "run", "--params", "pretrain.epochs=50"],
+        cwd=project,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        for line in run.stdout:  # interrupt once training is under way
+            if "pretrain epoch 1/50" in line or time.monotonic() > deadline:
+                break
+        run.send_signal(signal.SIGINT)
+        output = run.communicate(timeout=120)[0]
+    finally:
+        run.kill()
+    assert run.returncode != 0
+    assert "Interrupted. The MLflow run is marked KILLED" in output
+    assert _runs(project)[-1].info.status == "KILLED"
+    after = {name: len(_client(project).search_model_versions(f"name='{name}'")) for name in MODELS}
+    assert after == before
+    assert {path.name: path.read_bytes() for path in models.glob("*.pt")} == saved
 
 
 def test_transfer_can_start_from_the_registered_pretrained_champion(project, first_run):

@@ -27,9 +27,9 @@ class RunWithClearErrors(click.Command):
         except USER_ERRORS as error:
             raise click.ClickException(str(error)) from None
         except KeyboardInterrupt:
-            # Kedro's error hooks see only Exceptions; without this the run would stay RUNNING
-            # until MLflow's exit handler marks it FINISHED.
-            if mlflow.active_run() is not None:
+            # Kedro's error hooks see only Exceptions; without this MLflow's exit handler would
+            # mark the run FINISHED. kedro-mlflow may have the run on the stack more than once.
+            while mlflow.active_run() is not None:
                 mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
             raise click.ClickException(
                 "Interrupted. The MLflow run is marked KILLED and registered nothing; files "

@@ -56,6 +56,16 @@ class ProjectHooks:
                 "data_source": os.environ.get(SOURCE_ENV_VAR) or OFFICIAL_MIRROR,
             }
         )
+        # kedro-mlflow logs the parameters that nodes read; these steer the run from hooks.
+        registry = self.params.registry
+        mlflow.log_params(
+            {
+                "preset": self.params.preset,
+                "registry.register_models": registry.register_models,
+                "registry.alias": registry.alias,
+                **{f"registry.model_names.{k}": v for k, v in registry.model_names.items()},
+            }
+        )
 
     # tryfirst: register while kedro-mlflow still holds the run open (it ends it afterwards).
     # Only a pipeline that finished gets here, so a failed run never registers anything.

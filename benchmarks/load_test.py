@@ -1,0 +1,194 @@
+"""Bounded load test of the served model, on 127.0.0.1 only.
+
+Starts `mlflow models serve` for the transfer champion on a free local port (or uses --url),
+sends --requests requests from --clients concurrent clients, mixing good batches of real test
+images with bad requests (wrong shape, NaN, out-of-range values, an empty batch, invalid JSON,
+a wrong content type), then stops the server and reports throughput, p50/p99 latency and the
+answers by status. Exits 1 if any answer was a 5xx.
+
+    python benchmarks/load_test.py --requests 5000 --clients 8 --output benchmarks/load-test.json
+
+Run it from the project root after a `kedro run` has registered a champion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import pickle
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def request_mix() -> list[tuple[str, bytes, str]]:
+    """(kind, body, content type) requests; 4 good for each bad one."""
+    data_file = PROJECT / "data" / "05_model_input" / "transfer_data.pkl"
+    images = pickle.loads(data_file.read_bytes())["test_images"][:64]
+    good = [
+        ("good", json.dumps({"inputs": images[i : i + size].tolist()}).encode(), "application/json")
+        for i, size in ((0, 1), (1, 4), (5, 16), (21, 1))
+    ]
+    nan_image = json.dumps({"inputs": [[[float("nan")] * 28] * 28]}).encode()  # NaN literals
+    bad = [
+        ("wrong shape", json.dumps({"inputs": [[1, 2, 3]]}).encode(), "application/json"),
+        ("NaN", nan_image, "application/json"),
+        (
+            "out of range",
+            json.dumps({"inputs": [[[300.0] * 28] * 28]}).encode(),
+            "application/json",
+        ),
+        ("empty batch", json.dumps({"inputs": []}).encode(), "application/json"),
+        ("invalid JSON", b"{not json", "application/json"),
+        ("wrong content type", good[0][1], "text/plain"),
+    ]
+    return good * (len(bad) * 4 // len(good)) + bad
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(model_uri: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{PROJECT / 'mlruns' / 'mlflow.db'}")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def wait_until_up(url: str, server: subprocess.Popen | None, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/ping", timeout=2)
+            return
+        except OSError:
+            if server is not None and server.poll() is not None:
+                sys.exit("mlflow models serve exited; is a champion registered?")
+            if time.monotonic() > deadline:
+                sys.exit(f"the server did not answer {url}/ping within {seconds:.0f} s")
+            time.sleep(0.5)
+
+
+def client(host: str, port: int, jobs: list, stop_at: float) -> list[tuple[str, int, float]]:
+    """One keep-alive connection sending its share of the requests, in order."""
+    results = []
+    connection = http.client.HTTPConnection(host, port, timeout=60)
+    for kind, body, content_type in jobs:
+        if time.monotonic() > stop_at:
+            break
+        started = time.perf_counter()
+        try:
+            connection.request("POST", "/invocations", body, {"Content-Type": content_type})
+            response = connection.getresponse()
+            response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            connection = http.client.HTTPConnection(host, port, timeout=60)
+            status = 0  # no answer at all
+        results.append((kind, status, time.perf_counter() - started))
+    connection.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model-uri", default="models:/fashion-mnist-transfer@champion")
+    parser.add_argument(
+        "--url", help="an already running server on 127.0.0.1, e.g. http://127.0.0.1:5001"
+    )
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--max-seconds", type=float, default=600, help="stop sending after this")
+    parser.add_argument("--output", type=Path, default=PROJECT / "benchmarks" / "load-test.json")
+    args = parser.parse_args()
+
+    server, url = None, args.url
+    if url is None:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = start_server(args.model_uri, port)
+    host, port = url.removeprefix("http://").split(":")
+    if host not in ("127.0.0.1", "localhost"):
+        sys.exit("the load test only targets a server on this machine (127.0.0.1)")
+    try:
+        wait_until_up(url, server, 120)
+        mix = request_mix()
+        jobs = [mix[i % len(mix)] for i in range(args.requests)]
+        shares = [jobs[i :: args.clients] for i in range(args.clients)]
+        stop_at = time.monotonic() + args.max_seconds
+        started = time.perf_counter()
+        with ThreadPoolExecutor(args.clients) as pool:
+            results = [
+                r
+                for part in pool.map(lambda s: client(host, int(port), s, stop_at), shares)
+                for r in part
+            ]
+        elapsed = time.perf_counter() - started
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+
+    latencies = sorted(seconds for _, _, seconds in results)
+    by_kind = Counter((kind, status) for kind, status, _ in results)
+    report = {
+        "url": url,
+        "requests": len(results),
+        "clients": args.clients,
+        "seconds": elapsed,
+        "requests_per_second": len(results) / elapsed,
+        "latency_ms": {
+            "p50": 1000 * statistics.median(latencies),
+            "p99": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        },
+        "status_counts": dict(Counter(str(status) for _, status, _ in results)),
+        "by_kind": {f"{kind} -> {status}": n for (kind, status), n in sorted(by_kind.items())},
+        "server_errors_5xx": sum(1 for _, status, _ in results if status >= 500),
+        "no_answer": sum(1 for _, status, _ in results if status == 0),
+    }
+    args.output.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    if report["server_errors_5xx"] or report["no_answer"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from fashion_transfer.model import FashionCNN
 from fashion_transfer.params import ModelParams, RuntimeParams, TrainingParams
 from fashion_transfer.training import fit
@@ -11,11 +13,13 @@ def pretrain(
     pretrain_data: dict, model_params: dict, training_params: dict, runtime: dict
 ) -> tuple[FashionCNN, list[dict]]:
     architecture = ModelParams.model_validate(model_params).architecture
+    training = TrainingParams.model_validate(training_params)
+    torch.manual_seed(training.seed)  # the initial weights follow the seed too
     model = FashionCNN(architecture, num_classes=len(pretrain_data["class_names"]))
     return fit(
         model,
         pretrain_data,
-        TrainingParams.model_validate(training_params),
+        training,
         RuntimeParams.model_validate(runtime).device,
         name="pretrain",
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import torch
+
 from fashion_transfer.model import FashionCNN
 from fashion_transfer.params import RuntimeParams, TransferParams
 from fashion_transfer.training import fit
@@ -18,6 +20,7 @@ def transfer(
     training = TransferParams.model_validate(training_params)
     device = RuntimeParams.model_validate(runtime).device
     model = copy.deepcopy(pretrain_model)
+    torch.manual_seed(training.seed)  # the new head's initial weights follow the seed too
     model.new_head(len(transfer_data["class_names"]))
     model.freeze_features()
     model, history = fit(model, transfer_data, training, device, name="transfer")
@@ -52,6 +55,7 @@ def train_scratch_baseline(
     if not training.scratch_baseline:
         return {}, {}
     budget = training.model_copy(update={"epochs": training.epochs + training.fine_tune_epochs})
+    torch.manual_seed(training.seed)
     model = FashionCNN(pretrain_model.architecture, len(transfer_data["class_names"]))
     model, history = fit(
         model,

@@ -208,7 +208,12 @@ def test_failed_run_registers_nothing(project, first_run):
     assert after == before
 
 
-def test_interrupted_run_is_killed_registers_nothing_and_keeps_models(project, first_run):
+@pytest.mark.parametrize(
+    "signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"]
+)
+def test_interrupted_run_is_killed_registers_nothing_and_keeps_models(
+    project, first_run, signal_number
+):
     models = project / "data" / "06_models"
     saved = {path.name: path.read_bytes() for path in models.glob("*.pt")}
     before = {
@@ -227,7 +232,7 @@ def test_interrupted_run_is_killed_registers_nothing_and_keeps_models(project, f
         for line in run.stdout:  # interrupt once training is under way
             if "pretrain epoch 1/50" in line or time.monotonic() > deadline:
                 break
-        run.send_signal(signal.SIGINT)
+        run.send_signal(signal_number)
         output = run.communicate(timeout=120)[0]
     finally:
         run.kill()

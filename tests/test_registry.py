@@ -6,7 +6,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from fashion_transfer.model import FashionCNN
-from fashion_transfer.registry import log_classifier, promote_if_better
+from fashion_transfer.registry import log_classifier, promote_if_better, registry_lock
 
 NAMES = ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -58,3 +58,11 @@ def test_logged_classifier_loads_as_pyfunc_and_rejects_bad_input(store):
     assert list(table.columns) == ["label", "class_name", "confidence", *NAMES]
     with pytest.raises(MlflowException, match="NaN or infinite"):
         loaded.predict(np.full((1, 28, 28), np.nan, np.float32))
+
+
+def test_registry_lock_sits_beside_a_sqlite_store_and_is_per_uri_otherwise(tmp_path):
+    absolute = registry_lock(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    assert absolute.lock_file == f"{tmp_path}/mlruns/mlflow.db.lock"
+    assert registry_lock("sqlite:///mlruns/mlflow.db").lock_file == "mlruns/mlflow.db.lock"
+    one, other = (registry_lock(f"http://127.0.0.1:{port}") for port in (5000, 5001))
+    assert one.lock_file != other.lock_file

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
 from fashion_transfer.datasets import TorchModelDataset
 from tests.conftest import PROJECT_ROOT
@@ -39,9 +42,7 @@ def _data_source() -> str | None:
     return str(raw) if (raw / "train-images-idx3-ubyte.gz").exists() else None
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("project")
+def _copy_project(root: Path) -> Path:
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
     shutil.copytree(
@@ -49,6 +50,11 @@ def project(tmp_path_factory) -> Path:
     )
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
     return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return _copy_project(tmp_path_factory.mktemp("project"))
 
 
 def _env() -> dict[str, str]:
@@ -63,20 +69,25 @@ def _env() -> dict[str, str]:
     return env
 
 
-def kedro(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def kedro(
+    project: Path, *args: str, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "kedro", *args],
         cwd=project,
-        env=_env(),
+        env=env or _env(),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
 
 
+def _store(project: Path) -> str:
+    return f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
+
+
 def _client(project: Path) -> mlflow.MlflowClient:
-    uri = f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return mlflow.MlflowClient(tracking_uri=_store(project), registry_uri=_store(project))
 
 
 def _runs(project: Path):
@@ -256,6 +267,85 @@ def test_transfer_can_start_from_the_registered_pretrained_champion(project, fir
     assert result.returncode == 0, result.stdout[-2000:]
 
 
+def test_predict_pipeline_classifies_a_folder_and_records_why_files_were_skipped(
+    project, first_run, tmp_path
+):
+    data = pickle.loads((project / "data" / "05_model_input" / "transfer_data.pkl").read_bytes())
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    grey = data["test_images"][0]
+    Image.fromarray(grey).save(folder / "grey.png")
+    # The same item as a larger colour photo on a white background.
+    photo = Image.fromarray(255 - grey).resize((84, 60)).convert("RGB")
+    photo.save(folder / "colour.jpg", quality=95)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.png").write_bytes((folder / "grey.png").read_bytes()[:40])
+
+    result = kedro(project, "run", "--pipeline", "predict", "--params", f"predict_images={folder}")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    table = pd.read_csv(project / "data" / "07_model_output" / "image_predictions.csv")
+    rows = table.set_index("file")
+    assert sorted(rows.index) == ["broken.png", "colour.jpg", "grey.png", "notes.txt"]
+    for name in ("broken.png", "notes.txt"):
+        assert rows.loc[name, "error"].startswith("skipped: not a readable image")
+        assert pd.isna(rows.loc[name, "class_name"])
+    for name in ("grey.png", "colour.jpg"):
+        assert pd.isna(rows.loc[name, "error"])
+        assert rows.loc[name, "class_name"] in data["class_names"]
+        assert 0 < rows.loc[name, "confidence"] <= 1
+    assert rows.loc["grey.png", "label"] == data["source_classes"][data["test_labels"][0]]
+
+
+def test_concurrent_runs_on_one_tracking_store_all_finish_and_keep_the_registry_consistent(
+    project, first_run, tmp_path
+):
+    """Two runs in the same project (the second waits for the first: they share data/) and
+    one in another checkout writing to the same SQLite store at the same time."""
+    other = _copy_project(tmp_path / "other-checkout")
+    client = _client(project)
+    before_runs = {run.info.run_id for run in _runs(project)}
+    before = {name: len(client.search_model_versions(f"name='{name}'")) for name in MODELS}
+    quick = (
+        "split.max_examples_per_stage=600,pretrain.epochs=1,transfer.epochs=1,"
+        "transfer.fine_tune_epochs=0,transfer.scratch_baseline=false"
+    )
+    launches = [
+        (project, _env()),
+        (project, _env()),
+        (other, {**_env(), "MLFLOW_TRACKING_URI": _store(project)}),
+    ]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kedro", "run", "--params", quick],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for folder, env in launches
+    ]
+    try:
+        outputs = [run.communicate(timeout=600)[0] for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
+    for run, output in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, output[-3000:]
+    assert sum("waiting for it to finish" in output for output in outputs[:2]) == 1
+
+    new_runs = [run for run in _runs(project) if run.info.run_id not in before_runs]
+    assert len(new_runs) == 3 and all(run.info.status == "FINISHED" for run in new_runs)
+    for name in MODELS:
+        versions = client.search_model_versions(f"name='{name}'")
+        assert len(versions) == before[name] + 3
+        assert len({v.version for v in versions}) == len(versions)
+        assert {v.run_id for v in versions} >= {run.info.run_id for run in new_runs}
+        best = max(float(v.tags["test_accuracy"]) for v in versions)
+        champion = client.get_model_version_by_alias(name, "champion")
+        assert float(champion.tags["test_accuracy"]) == best
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -275,7 +365,7 @@ def _post(url: str, body: bytes, content_type: str | None = "application/json"):
 
 def test_served_champion_classifies_real_images_and_rejects_bad_requests(project, first_run):
     port = _free_port()
-    env = {**_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"}
+    env = {**_env(), "MLFLOW_TRACKING_URI": _store(project)}
     server = subprocess.Popen(
         [
             sys.executable,
@@ -310,8 +400,6 @@ def test_served_champion_classifies_real_images_and_rejects_bad_requests(project
                 assert time.monotonic() < deadline, "server did not answer /ping in 90 s"
                 time.sleep(0.5)
 
-        import pickle
-
         data = pickle.loads(
             (project / "data" / "05_model_input" / "transfer_data.pkl").read_bytes()
         )
@@ -331,10 +419,18 @@ def test_served_champion_classifies_real_images_and_rejects_bad_requests(project
             p["label"] for p in predictions[:2]
         ]
 
+        largest = np.resize(data["test_images"], (10_000, 28, 28))  # the largest batch taken
+        status, body = _post(
+            f"{url}/invocations", json.dumps({"inputs": largest.tolist()}).encode()
+        )
+        assert status == 200 and len(body["predictions"]) == 10_000
+
+        too_many = np.zeros((10_001, 28, 28), np.uint8).tolist()
         bad_requests = [
             (json.dumps({"inputs": [[1, 2, 3]]}).encode(), "application/json", "shape"),
             (json.dumps({"inputs": [[[-5.0] * 28] * 28]}).encode(), "application/json", "0-255"),
             (json.dumps({"inputs": [[["a"] * 28] * 28]}).encode(), "application/json", "float"),
+            (json.dumps({"inputs": too_many}).encode(), "application/json", "10001 images"),
             (b"{not json", "application/json", "JSON"),
             (json.dumps({"inputs": images[:1].tolist()}).encode(), None, "content type"),
         ]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import mlflow
 import torch
+from filelock import FileLock, Timeout
 from kedro.framework.hooks import hook_impl
 
 from fashion_transfer.datasets.idx_dataset import OFFICIAL_MIRROR, SOURCE_ENV_VAR
@@ -80,7 +81,7 @@ class ProjectHooks:
         if not registry.register_models:
             mlflow.set_tag("registry", "skipped: registry.register_models is false")
             return
-        from fashion_transfer.registry import log_classifier, promote_if_better
+        from fashion_transfer.registry import log_classifier, promote_if_better, registry_lock
 
         metrics = catalog.load("metrics")
         client = mlflow.MlflowClient()
@@ -90,7 +91,10 @@ class ProjectHooks:
             )
             version = str(info.registered_model_version)
             accuracy = metrics[stage]["test_accuracy"]
-            promoted, reason = promote_if_better(client, name, version, accuracy, registry.alias)
+            with registry_lock(mlflow.get_registry_uri()):
+                promoted, reason = promote_if_better(
+                    client, name, version, accuracy, registry.alias
+                )
             mlflow.set_tags(
                 {
                     f"{stage}.registered_model": f"{name} version {version}",
@@ -99,6 +103,45 @@ class ProjectHooks:
                 }
             )
             logger.info("Registered %s version %s: %s", name, version, reason)
+
+
+class RunLockHooks:
+    """One `kedro run` at a time per project: a run reads back what it wrote to data/ (the
+    stage datasets, the pretrained model), so a second run started meanwhile waits for the
+    first to finish instead of mixing its files with the other's. The lock is an OS file
+    lock, released when the run ends or its process dies, so it never needs clearing by hand.
+    """
+
+    def __init__(self) -> None:
+        self.lock: FileLock | None = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        folder = Path(context.project_path) / "data"
+        folder.mkdir(exist_ok=True)
+        self.lock = FileLock(folder / ".kedro-run.lock")
+
+    # tryfirst: before kedro-mlflow opens the MLflow run, so a waiting run does not show as
+    # running in the MLflow UI.
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        try:
+            self.lock.acquire(timeout=0)
+        except Timeout:
+            logger.warning(
+                "Another kedro run of this project is using data/; waiting for it to finish "
+                "(lock file %s).",
+                self.lock.lock_file,
+            )
+            self.lock.acquire()
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        self.lock.release()
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self, error, run_params: dict, pipeline, catalog) -> None:
+        self.lock.release()
 
 
 class TimingHooks:

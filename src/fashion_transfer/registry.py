@@ -3,13 +3,16 @@ champion alias only to a version whose test accuracy beats the current champion'
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from filelock import FileLock
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
@@ -88,11 +91,24 @@ def log_classifier(
         )
 
 
+def registry_lock(registry_uri: str) -> FileLock:
+    """A lock that makes promote_if_better's read-compare-move of the alias atomic between
+    runs on this machine: beside the database for a SQLite store (so every project sharing
+    that store shares the lock), else in the temporary folder, one per registry URI."""
+    parsed = urlparse(registry_uri)
+    if parsed.scheme == "sqlite" and parsed.path not in ("", "/", "/:memory:"):
+        # sqlite:///relative/path and sqlite:////absolute/path: drop the separator slash.
+        return FileLock(f"{parsed.path[1:]}.lock")
+    digest = hashlib.sha256(registry_uri.encode()).hexdigest()[:16]
+    return FileLock(Path(tempfile.gettempdir()) / f"fashion-transfer-registry-{digest}.lock")
+
+
 def promote_if_better(
     client: mlflow.MlflowClient, name: str, version: str, test_accuracy: float, alias: str
 ) -> tuple[bool, str]:
     """Tag the version with its test accuracy; point `alias` at it only if it beats the
-    version the alias points at now (or there is none). Returns (promoted, reason)."""
+    version the alias points at now (or there is none). Returns (promoted, reason). Call it
+    under registry_lock, or two runs may both see the old champion and both move the alias."""
     client.set_model_version_tag(name, version, "test_accuracy", f"{test_accuracy:.6f}")
     try:
         current = client.get_model_version_by_alias(name, alias)

@@ -4,7 +4,7 @@ points MLflow at the project's local store unless MLFLOW_TRACKING_URI says other
 import os
 from pathlib import Path
 
-from fashion_transfer.hooks import ProjectHooks, TimingHooks
+from fashion_transfer.hooks import ProjectHooks, RunLockHooks, TimingHooks
 
 
 def tracking_uri() -> str:
@@ -24,7 +24,7 @@ def preset(section: str, *, _root_) -> dict:
     return presets[name][section]
 
 
-HOOKS = (ProjectHooks(), TimingHooks())
+HOOKS = (RunLockHooks(), ProjectHooks(), TimingHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

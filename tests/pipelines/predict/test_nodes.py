@@ -2,14 +2,19 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from fashion_transfer.pipelines.predict import nodes
 from fashion_transfer.pipelines.predict.nodes import classify_images
 
 
 class FakeClassifier:
     """Predicts by the brightness of the centre pixel, and records what it was given."""
 
+    def __init__(self):
+        self.batch_sizes = []
+
     def predict(self, batch):
         self.batch = batch
+        self.batch_sizes.append(len(batch))
         bright = batch[:, 14, 14] > 0.5
         return pd.DataFrame(
             {
@@ -44,3 +49,14 @@ def test_each_file_gets_a_prediction_or_the_reason_it_was_skipped():
 def test_a_folder_with_no_readable_image_gives_only_reasons():
     table = classify_images({"x.txt": _unreadable}, FakeClassifier())
     assert table["error"].notna().all() and len(table) == 1
+
+
+def test_a_folder_larger_than_the_model_batch_limit_is_classified_in_chunks(monkeypatch):
+    monkeypatch.setattr(nodes, "MAX_BATCH", 2)
+    dark = np.zeros((28, 28), np.uint8)
+    images = {f"{i}.png": (lambda: Image.fromarray(dark)) for i in range(5)}
+    classifier = FakeClassifier()
+    table = classify_images(images, classifier)
+    assert classifier.batch_sizes == [2, 2, 1]
+    assert list(table["file"]) == [f"{i}.png" for i in range(5)]
+    assert (table["class_name"] == "Sandal").all() and table["error"].isna().all()

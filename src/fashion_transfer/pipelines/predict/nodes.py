@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from fashion_transfer.serving import to_model_image
+from fashion_transfer.serving import MAX_BATCH, to_model_image
 
 COLUMNS = ["file", "class_name", "label", "confidence", "error"]
 
@@ -26,7 +26,13 @@ def classify_images(images: dict[str, Callable], classifier) -> pd.DataFrame:
             )
     if arrays:
         batch = np.stack(list(arrays.values())).astype(np.float32) / 255.0
-        predicted = classifier.predict(batch)
+        predicted = pd.concat(  # the served model takes at most MAX_BATCH images per call
+            [
+                classifier.predict(chunk)
+                for chunk in np.array_split(batch, range(MAX_BATCH, len(batch), MAX_BATCH))
+            ],
+            ignore_index=True,
+        )
         for name, (_, row) in zip(arrays, predicted.iterrows(), strict=True):
             rows.append(
                 {

@@ -54,17 +54,21 @@ def load_stage_data(preset: str) -> tuple[dict, dict]:
         return split_stages(raw, context.params["split"])[0], params
 
 
-def plain_epoch(model, x, y, x_val, y_val, batch_size, learning_rate) -> None:
-    """The textbook loop: shuffle, forward, loss, backward, step; then a validation pass."""
+def plain_epoch(model, x, y, x_val, y_val, batch_size, learning_rate, precision) -> None:
+    """The textbook loop: shuffle, forward, loss, backward, step; then a validation pass.
+    Channels-last layout and the same autocast as the project, so only the loops differ."""
+    model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    autocast = torch.autocast("cpu", torch.bfloat16, enabled=precision == "bfloat16")
     model.train()
     for batch in torch.randperm(len(x)).split(batch_size):
         optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+        with autocast:
+            loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
         loss.backward()
         optimizer.step()
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast:
         for images, labels in zip(x_val.split(2048), y_val.split(2048), strict=True):
             nn.functional.cross_entropy(model(images), labels)
 
@@ -88,25 +92,33 @@ def loop_benchmark(stage: dict, params, repeats: int) -> dict:
     x_val = images_to_tensor(stage["val_images"])
     y_val = torch.from_numpy(stage["val_labels"]).long()
     architecture, classes = params.model.architecture, len(stage["class_names"])
+    precision = params.runtime.precision
     project_seconds, plain_seconds = [], []
 
     def time_project() -> None:
         torch.manual_seed(0)
         model = FashionCNN(architecture, classes)
         started = time.perf_counter()
-        fit(model, stage, config, device="cpu", name="benchmark")
+        fit(model, stage, config, "cpu", "benchmark", precision=precision)
         project_seconds.append(time.perf_counter() - started)
 
     def time_plain() -> None:
         torch.manual_seed(0)
         model = FashionCNN(architecture, classes)
         started = time.perf_counter()
-        plain_epoch(model, x, y, x_val, y_val, config.batch_size, config.learning_rate)
+        plain_epoch(model, x, y, x_val, y_val, config.batch_size, config.learning_rate, precision)
         plain_seconds.append(time.perf_counter() - started)
 
     # Warm-up, untimed: the first epoch in a process also pays for oneDNN's kernel set-up.
     warm = {k: v[:2048] for k, v in stage.items() if k.endswith(("images", "labels"))}
-    fit(FashionCNN(architecture, classes), {**stage, **warm}, config, device="cpu", name="warm-up")
+    fit(
+        FashionCNN(architecture, classes),
+        {**stage, **warm},
+        config,
+        "cpu",
+        "warm-up",
+        precision=precision,
+    )
     plain_epoch(
         FashionCNN(architecture, classes),
         x[:2048],
@@ -115,6 +127,7 @@ def loop_benchmark(stage: dict, params, repeats: int) -> dict:
         y_val,
         config.batch_size,
         config.learning_rate,
+        precision,
     )
 
     for repeat in range(repeats):  # ABBA order, so neither loop always runs first
@@ -127,6 +140,7 @@ def loop_benchmark(stage: dict, params, repeats: int) -> dict:
         "architecture": architecture,
         "train_examples": len(x),
         "batch_size": config.batch_size,
+        "precision": precision,
         "project_epoch_seconds": project_seconds,
         "plain_epoch_seconds": plain_seconds,
         "median_throughput_ratio": statistics.median(ratios),

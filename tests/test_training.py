@@ -9,8 +9,10 @@ from tests.conftest import TRAINING_PARAMS
 CONFIG = TrainingParams(**TRAINING_PARAMS)
 
 
-def _fit(stage, config=CONFIG):
-    return training.fit(FashionCNN("seed", 5), stage, config, device="cpu", name="test")
+def _fit(stage, config=CONFIG, precision="float32"):
+    return training.fit(
+        FashionCNN("seed", 5), stage, config, device="cpu", name="test", precision=precision
+    )
 
 
 def test_fit_learns_and_records_history(stage_data):
@@ -31,6 +33,15 @@ def test_fit_learns_and_records_history(stage_data):
     assert (probabilities.argmax(1) == stage_data[0]["test_labels"]).mean() > 0.9
 
 
+def test_bfloat16_training_learns_is_reproducible_and_returns_float32_weights(stage_data):
+    model, first = _fit(stage_data[0], precision="bfloat16")
+    _, again = _fit(stage_data[0], precision="bfloat16")
+    assert [r["train_loss"] for r in first] == [r["train_loss"] for r in again]
+    assert max(row["val_accuracy"] for row in first) > 0.9
+    assert all(value.dtype == torch.float32 for value in model.parameters())
+    assert all(value.is_contiguous() for value in model.parameters())
+
+
 def test_fit_is_reproducible_with_the_same_seed(stage_data):
     _, first = _fit(stage_data[0])
     _, again = _fit(stage_data[0])
@@ -43,7 +54,7 @@ def test_fit_keeps_the_best_validation_epoch(stage_data, monkeypatch):
     snapshots = []
     accuracies = iter([0.3, 0.9, 0.5])
 
-    def fake_evaluate(model, images, labels):
+    def fake_evaluate(model, images, labels, precision):
         snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
         return 1.0, next(accuracies)
 

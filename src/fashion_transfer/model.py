@@ -68,6 +68,10 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
+def standardise(images: torch.Tensor) -> torch.Tensor:
+    return (images - PIXEL_MEAN) / PIXEL_STD
+
+
 class FashionCNN(nn.Module):
     """`features` (frozen during transfer) maps a (N, 1, 28, 28) batch in [0, 1] to a flat vector;
     `head` maps that vector to class logits."""
@@ -87,7 +91,7 @@ class FashionCNN(nn.Module):
         self.frozen_blocks: list[nn.Module] = []
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features((images - PIXEL_MEAN) / PIXEL_STD))
+        return self.head(self.features(standardise(images)))
 
     def config(self) -> dict:
         """What it takes to rebuild this model around a saved state dict."""
@@ -109,11 +113,31 @@ class FashionCNN(nn.Module):
             block.requires_grad_(False)
         self.train(self.training)
 
+    def split_frozen(self) -> tuple[nn.Module, nn.Module]:
+        """The model as two modules that, run one after the other, compute `forward`: the
+        frozen blocks (input normalisation included) and the trainable rest. They share this
+        model's layers, so training the rest trains the model."""
+        blocks = list(self.features)
+        frozen = len(self.frozen_blocks)
+        return (
+            _Standardised(nn.Sequential(*blocks[:frozen])),
+            nn.Sequential(*blocks[frozen:], self.head),
+        )
+
     def train(self, mode: bool = True) -> FashionCNN:
         super().train(mode)
         for block in self.frozen_blocks:
             block.eval()
         return self
+
+
+class _Standardised(nn.Module):
+    def __init__(self, layers: nn.Module):
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(standardise(images))
 
 
 def _build_features(arch: Architecture) -> nn.Sequential:

@@ -20,10 +20,21 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).unsqueeze(1).float().div_(255.0)
 
 
+def as_input(array) -> torch.Tensor:
+    """A stage's uint8 images as model input; tensors (cached features) pass through."""
+    return array if isinstance(array, torch.Tensor) else images_to_tensor(array)
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def autocast(device: torch.device, precision: str):
+    """bfloat16 autocast (matrix products and convolutions in bfloat16, reductions and the
+    weights in float32), or nothing for float32."""
+    return torch.autocast(device.type, torch.bfloat16, enabled=precision == "bfloat16")
 
 
 def make_optimizer(params, config: TrainingParams) -> torch.optim.Optimizer:
@@ -94,17 +105,20 @@ def fit(
     name: str = "model",
     first_epoch: int = 1,
     accuracy_to_beat: float = -1.0,
+    precision: str = "float32",
 ) -> tuple[nn.Module, list[dict]]:
     """Train `model` on a stage's train split for `config.epochs` epochs and return it with
     the weights of its best validation-accuracy epoch (or unchanged, if no epoch beats
-    `accuracy_to_beat`), and the per-epoch history, numbered from `first_epoch`."""
+    `accuracy_to_beat`), and the per-epoch history, numbered from `first_epoch`. The images
+    may also be tensors already computed by frozen layers in front of `model`."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     target = resolve_device(device)
-    model.to(target)
-    x_train = images_to_tensor(stage_data["train_images"]).to(target)
+    # Channels-last convolutions run about 1.5 times faster with oneDNN on the CPU.
+    model.to(target, memory_format=torch.channels_last)
+    x_train = as_input(stage_data["train_images"]).to(target)
     y_train = torch.from_numpy(stage_data["train_labels"]).long().to(target)
-    x_val = images_to_tensor(stage_data["val_images"]).to(target)
+    x_val = as_input(stage_data["val_images"]).to(target)
     y_val = torch.from_numpy(stage_data["val_labels"]).long().to(target)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
     batches_per_epoch = -(-len(x_train) // config.batch_size)
@@ -123,8 +137,9 @@ def fit(
             images, labels = x_train[batch], y_train[batch]
             if config.augmentation:
                 images = augment(images, config.augmentation, generator)
-            logits = model(images)
-            loss = loss_fn(logits, labels)
+            with autocast(target, precision):
+                logits = model(images)
+                loss = loss_fn(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -132,7 +147,7 @@ def fit(
                 scheduler.step()
             loss_sum += loss.detach() * len(batch)
             correct += (logits.argmax(1) == labels).sum()
-        val_loss, val_accuracy = evaluate(model, x_val, y_val)
+        val_loss, val_accuracy = evaluate(model, x_val, y_val, precision)
         record = {
             "epoch": epoch,
             "train_loss": loss_sum.item() / len(x_train),
@@ -156,27 +171,40 @@ def fit(
         if val_accuracy > best_accuracy:
             best_accuracy, best_state = val_accuracy, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    return model.cpu(), history
+    return model.to("cpu", memory_format=torch.contiguous_format), history
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, precision: str = "float32"
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of `model` on tensors already on its device."""
     model.eval()
     loss_sum, correct = 0.0, 0
     for batch_images, batch_labels in zip(images.split(2048), labels.split(2048), strict=True):
-        logits = model(batch_images)
+        with autocast(batch_images.device, precision):
+            logits = model(batch_images).float()
         loss_sum += nn.functional.cross_entropy(logits, batch_labels, reduction="sum").item()
         correct += (logits.argmax(1) == batch_labels).sum().item()
     return loss_sum / len(images), correct / len(images)
 
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, images: np.ndarray, device: str = "auto") -> np.ndarray:
-    """Class probabilities (N, num_classes) for uint8 (N, 28, 28) images."""
+def encode(
+    module: nn.Module, images, device: str = "auto", precision: str = "float32"
+) -> torch.Tensor:
+    """`module`'s float32 output (on the CPU) for a batch of uint8 images or input tensors."""
     target = resolve_device(device)
-    model.to(target).eval()
-    x = images_to_tensor(images)
-    probabilities = [torch.softmax(model(batch.to(target)), dim=1).cpu() for batch in x.split(2048)]
-    model.cpu()
-    return torch.cat(probabilities).numpy()
+    module.to(target).eval()
+    outputs = []
+    for batch in as_input(images).split(2048):
+        with autocast(target, precision):
+            outputs.append(module(batch.to(target)).float().cpu())
+    module.cpu()
+    return torch.cat(outputs)
+
+
+def predict_proba(model: nn.Module, images: np.ndarray, device: str = "auto") -> np.ndarray:
+    """Class probabilities (N, num_classes) for uint8 (N, 28, 28) images, in float32 as the
+    served model computes them."""
+    return torch.softmax(encode(model, images, device), dim=1).numpy()

@@ -1,8 +1,12 @@
+import copy
+
 import pytest
 import torch
 
 from fashion_transfer.model import ARCHITECTURES, FashionCNN
+from fashion_transfer.params import TransferParams
 from fashion_transfer.pipelines.transfer.nodes import train_scratch_baseline, transfer
+from fashion_transfer.training import fit
 from tests.conftest import RUNTIME_PARAMS, TRAINING_PARAMS
 
 TRANSFER_PARAMS = {**TRAINING_PARAMS, "scratch_baseline": True}
@@ -46,6 +50,40 @@ def test_fine_tuning_changes_only_the_last_block(stage_data):
     assert first_block and all(torch.equal(before[k], after[k]) for k in first_block)
     if max(r["val_accuracy"] for r in history[1:]) > history[0]["val_accuracy"]:
         assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("1."))
+
+
+def test_training_on_cached_frozen_features_matches_training_the_whole_model(stage_data):
+    torch.manual_seed(0)
+    pretrained = FashionCNN("bn2", num_classes=5)
+    params = {
+        **TRANSFER_PARAMS,
+        "epochs": 2,
+        "fine_tune_epochs": 2,
+        "fine_tune_learning_rate": 0.001,
+    }
+    model, history = transfer(pretrained, stage_data[1], params, RUNTIME_PARAMS)
+
+    # The same two steps through the whole model, frozen blocks recomputed on every batch.
+    config = TransferParams.model_validate(params)
+    reference = copy.deepcopy(pretrained)
+    torch.manual_seed(config.seed)
+    reference.new_head(5)
+    reference.freeze_features()
+    reference, expected = fit(reference, stage_data[1], config, "cpu", "whole")
+    reference.freeze_features(trainable_blocks=1)
+    fine_tune = config.model_copy(update={"epochs": 2, "learning_rate": 0.001})
+    best = max(row["val_accuracy"] for row in expected)
+    reference, more = fit(reference, stage_data[1], fine_tune, "cpu", "whole", 3, best)
+    expected += more
+
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    for key in ("train_loss", "val_loss", "val_accuracy"):
+        assert [row[key] for row in history] == pytest.approx(
+            [row[key] for row in expected], abs=1e-3
+        )
+    weights = model.state_dict()
+    for name, value in reference.state_dict().items():
+        assert torch.allclose(weights[name].float(), value.float(), atol=1e-3), name
 
 
 def test_transfer_learns_new_classes_on_frozen_features(stage_data):

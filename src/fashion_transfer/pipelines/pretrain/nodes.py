@@ -14,12 +14,9 @@ def pretrain(
 ) -> tuple[FashionCNN, list[dict]]:
     architecture = ModelParams.model_validate(model_params).architecture
     training = TrainingParams.model_validate(training_params)
+    settings = RuntimeParams.model_validate(runtime)
     torch.manual_seed(training.seed)  # the initial weights follow the seed too
     model = FashionCNN(architecture, num_classes=len(pretrain_data["class_names"]))
     return fit(
-        model,
-        pretrain_data,
-        training,
-        RuntimeParams.model_validate(runtime).device,
-        name="pretrain",
+        model, pretrain_data, training, settings.device, "pretrain", precision=settings.precision
     )

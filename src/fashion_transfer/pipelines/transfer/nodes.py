@@ -7,8 +7,8 @@ import copy
 import torch
 
 from fashion_transfer.model import FashionCNN
-from fashion_transfer.params import RuntimeParams, TransferParams
-from fashion_transfer.training import fit
+from fashion_transfer.params import RuntimeParams, TrainingParams, TransferParams
+from fashion_transfer.training import encode, fit
 
 
 def transfer(
@@ -18,12 +18,12 @@ def transfer(
     if asked, fine-tune the last convolutional block too at a lower learning rate, keeping
     the fine-tuned weights only if they beat the frozen-features model on validation."""
     training = TransferParams.model_validate(training_params)
-    device = RuntimeParams.model_validate(runtime).device
+    settings = RuntimeParams.model_validate(runtime)
     model = copy.deepcopy(pretrain_model)
     torch.manual_seed(training.seed)  # the new head's initial weights follow the seed too
     model.new_head(len(transfer_data["class_names"]))
     model.freeze_features()
-    model, history = fit(model, transfer_data, training, device, name="transfer")
+    history = _fit_unfrozen(model, transfer_data, training, settings, "transfer")
     if training.fine_tune_epochs:
         model.freeze_features(trainable_blocks=1)
         fine_tune = training.model_copy(
@@ -32,17 +32,42 @@ def transfer(
                 "learning_rate": training.fine_tune_learning_rate,
             }
         )
-        model, fine_tune_history = fit(
+        history += _fit_unfrozen(
             model,
             transfer_data,
             fine_tune,
-            device,
-            name="transfer fine-tune",
+            settings,
+            "transfer fine-tune",
             first_epoch=len(history) + 1,
             accuracy_to_beat=max(row["val_accuracy"] for row in history),
         )
-        history += fine_tune_history
     return model, history
+
+
+def _fit_unfrozen(
+    model: FashionCNN,
+    stage_data: dict,
+    training: TrainingParams,
+    settings: RuntimeParams,
+    name: str,
+    **fit_args,
+) -> list[dict]:
+    """Train the layers of `model` that are not frozen. Without augmentation the frozen
+    blocks map each image to the same tensor every epoch, so they run once, here, and
+    training goes through the trainable layers only: same result, a fraction of the work."""
+    if training.augmentation:  # augmented images change every epoch: no cache
+        trainable, data = model, stage_data
+    else:
+        frozen, trainable = model.split_frozen()
+        data = dict(stage_data)
+        for split in ("train", "val"):
+            data[f"{split}_images"] = encode(
+                frozen, stage_data[f"{split}_images"], settings.device, settings.precision
+            )
+    _, history = fit(
+        trainable, data, training, settings.device, name, precision=settings.precision, **fit_args
+    )
+    return history
 
 
 def train_scratch_baseline(
@@ -54,14 +79,11 @@ def train_scratch_baseline(
     training = TransferParams.model_validate(training_params)
     if not training.scratch_baseline:
         return {}, {}
+    settings = RuntimeParams.model_validate(runtime)
     budget = training.model_copy(update={"epochs": training.epochs + training.fine_tune_epochs})
     torch.manual_seed(training.seed)
     model = FashionCNN(pretrain_model.architecture, len(transfer_data["class_names"]))
     model, history = fit(
-        model,
-        transfer_data,
-        budget,
-        RuntimeParams.model_validate(runtime).device,
-        name="scratch",
+        model, transfer_data, budget, settings.device, "scratch", precision=settings.precision
     )
     return {"scratch": model}, {"scratch": history}

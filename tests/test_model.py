@@ -15,7 +15,7 @@ def test_new_head_keeps_features_and_changes_output_size():
     features = {k: v.clone() for k, v in model.features.state_dict().items()}
     model.new_head(3)
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 3)
-    assert model.config() == {"architecture": "seed", "num_classes": 3}
+    assert model.config() == {"architecture": "seed", "num_classes": 3, "mirror_average": False}
     assert all(torch.equal(features[k], v) for k, v in model.features.state_dict().items())
 
 
@@ -40,3 +40,22 @@ def test_the_last_block_can_stay_trainable():
 def test_unknown_architecture_lists_the_valid_ones():
     with pytest.raises(ValueError, match=r"choose one of \['bn2', 'bn3', 'compact', 'seed'\]"):
         FashionCNN("vgg", num_classes=5)
+
+
+def test_mirror_average_predicts_with_both_views_in_eval_mode_only():
+    torch.manual_seed(0)
+    model = FashionCNN("compact", 5, mirror_average=True)
+    plain = FashionCNN(**{**model.config(), "mirror_average": False})
+    plain.load_state_dict(model.state_dict())
+    images = torch.rand(4, 1, 28, 28)
+    model.eval(), plain.eval()
+    with torch.no_grad():
+        expected = (plain(images) + plain(images.flip(-1))) / 2
+        assert torch.allclose(model(images), expected, atol=1e-6)
+        assert not torch.allclose(plain(images), expected, atol=1e-4)
+        model.train(), plain.train()
+        torch.manual_seed(1)
+        train_logits = model(images)
+        torch.manual_seed(1)
+        assert torch.equal(train_logits, plain(images))
+    assert model.config()["mirror_average"] is True

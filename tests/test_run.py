@@ -336,6 +336,12 @@ def test_concurrent_runs_on_one_tracking_store_all_finish_and_keep_the_registry_
 
     new_runs = [run for run in _runs(project) if run.info.run_id not in before_runs]
     assert len(new_runs) == 3 and all(run.info.status == "FINISHED" for run in new_runs)
+    # Same parameters, seed and thread count: the same metrics, to the last digit.
+    accuracies = [
+        (run.data.metrics["pretrain/test_accuracy"], run.data.metrics["transfer/test_accuracy"])
+        for run in new_runs
+    ]
+    assert accuracies[0] == accuracies[1] == accuracies[2]
     for name in MODELS:
         versions = client.search_model_versions(f"name='{name}'")
         assert len(versions) == before[name] + 3

@@ -76,7 +76,7 @@ class FashionCNN(nn.Module):
     """`features` (frozen during transfer) maps a (N, 1, 28, 28) batch in [0, 1] to a flat vector;
     `head` maps that vector to class logits."""
 
-    def __init__(self, architecture: str, num_classes: int):
+    def __init__(self, architecture: str, num_classes: int, mirror_average: bool = False):
         super().__init__()
         if architecture not in ARCHITECTURES:
             raise ValueError(
@@ -84,6 +84,9 @@ class FashionCNN(nn.Module):
             )
         self.architecture = architecture
         self.num_classes = num_classes
+        # In eval mode, average the logits of each image and its mirror image: clothes look
+        # alike mirrored, so the two views' errors partly cancel (test-time augmentation).
+        self.mirror_average = mirror_average
         self.features = _build_features(ARCHITECTURES[architecture])
         with torch.no_grad():
             self.feature_size = self.features(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)).shape[1]
@@ -91,11 +94,18 @@ class FashionCNN(nn.Module):
         self.frozen_blocks: list[nn.Module] = []
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(standardise(images)))
+        logits = self.head(self.features(standardise(images)))
+        if self.mirror_average and not self.training:
+            logits = (logits + self.head(self.features(standardise(images.flip(-1))))) / 2
+        return logits
 
     def config(self) -> dict:
         """What it takes to rebuild this model around a saved state dict."""
-        return {"architecture": self.architecture, "num_classes": self.num_classes}
+        return {
+            "architecture": self.architecture,
+            "num_classes": self.num_classes,
+            "mirror_average": self.mirror_average,
+        }
 
     def new_head(self, num_classes: int) -> None:
         """Replace the head with freshly initialised dense layers for `num_classes` classes."""

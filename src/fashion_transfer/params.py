@@ -57,6 +57,8 @@ class SplitParams(_Strict):
 
 class ModelParams(_Strict):
     architecture: str
+    # Predict with each image and its mirror image, averaged (validation, test and serving).
+    mirror_average: bool = False
 
     @field_validator("architecture")
     @classmethod

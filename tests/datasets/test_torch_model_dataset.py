@@ -37,7 +37,7 @@ def test_file_holds_tensors_not_pickled_modules(tmp_path):
     path = tmp_path / "m.pt"
     TorchModelDataset(filepath=str(path)).save(FashionCNN("seed", 5))
     payload = torch.load(path, weights_only=True)  # would refuse a pickled module
-    assert payload["config"] == {"architecture": "seed", "num_classes": 5}
+    assert payload["config"] == {"architecture": "seed", "num_classes": 5, "mirror_average": False}
 
 
 def test_missing_model_says_what_to_run(tmp_path):

@@ -54,7 +54,8 @@ def _fit_unfrozen(
 ) -> list[dict]:
     """Train the layers of `model` that are not frozen. Without augmentation the frozen
     blocks map each image to the same tensor every epoch, so they run once, here, and
-    training goes through the trainable layers only: same result, a fraction of the work."""
+    training goes through the trainable layers only: same result, a fraction of the work
+    (validation then scores the original images only, without the mirror average)."""
     if training.augmentation:  # augmented images change every epoch: no cache
         trainable, data = model, stage_data
     else:
@@ -82,7 +83,11 @@ def train_scratch_baseline(
     settings = RuntimeParams.model_validate(runtime)
     budget = training.model_copy(update={"epochs": training.epochs + training.fine_tune_epochs})
     torch.manual_seed(training.seed)
-    model = FashionCNN(pretrain_model.architecture, len(transfer_data["class_names"]))
+    model = FashionCNN(
+        pretrain_model.architecture,
+        len(transfer_data["class_names"]),
+        mirror_average=pretrain_model.mirror_average,
+    )
     model, history = fit(
         model, transfer_data, budget, settings.device, "scratch", precision=settings.precision
     )

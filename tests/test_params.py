@@ -46,6 +46,7 @@ def _error(section: str, change: dict) -> str:
         ("pretrain", {"optimizer": "adagrad"}, "'adam', 'adamw' or 'sgd'"),
         ("pretrain", {"epoch": 3}, "pretrain.epoch: Extra inputs are not permitted"),
         ("model", {"architecture": "resnet"}, "valid: ['bn2', 'bn3', 'compact', 'seed']"),
+        ("transfer", {"mirror_average": True}, "mirror_average needs training on mirrored"),
     ],
 )
 def test_invalid_parameters_are_named_with_the_fix(section, change, expected):

@@ -57,8 +57,6 @@ class SplitParams(_Strict):
 
 class ModelParams(_Strict):
     architecture: str
-    # Predict with each image and its mirror image, averaged (validation, test and serving).
-    mirror_average: bool = False
 
     @field_validator("architecture")
     @classmethod
@@ -84,7 +82,20 @@ class TrainingParams(_Strict):
     schedule: Literal["constant", "onecycle", "cosine"] = "constant"
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     augmentation: AugmentationParams | None = None
+    # Predict (validation, test, serving) with the average of each image's logits and its
+    # mirror image's; only sound for a model trained on mirrored images too (Fashion-MNIST's
+    # shoes all point left, so a model that never saw them mirrored misreads the mirror).
+    mirror_average: bool = False
     seed: int
+
+    @model_validator(mode="after")
+    def _mirror_needs_flips(self) -> TrainingParams:
+        if self.mirror_average and not (self.augmentation and self.augmentation.horizontal_flip):
+            raise ValueError(
+                "mirror_average needs training on mirrored images: set "
+                "augmentation.horizontal_flip to true, or mirror_average to false"
+            )
+        return self
 
 
 class TransferParams(TrainingParams):

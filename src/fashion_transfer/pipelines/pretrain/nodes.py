@@ -12,14 +12,14 @@ from fashion_transfer.training import fit
 def pretrain(
     pretrain_data: dict, model_params: dict, training_params: dict, runtime: dict
 ) -> tuple[FashionCNN, list[dict]]:
-    model_settings = ModelParams.model_validate(model_params)
+    architecture = ModelParams.model_validate(model_params).architecture
     training = TrainingParams.model_validate(training_params)
     settings = RuntimeParams.model_validate(runtime)
     torch.manual_seed(training.seed)  # the initial weights follow the seed too
     model = FashionCNN(
-        model_settings.architecture,
+        architecture,
         num_classes=len(pretrain_data["class_names"]),
-        mirror_average=model_settings.mirror_average,
+        mirror_average=training.mirror_average,
     )
     return fit(
         model, pretrain_data, training, settings.device, "pretrain", precision=settings.precision

@@ -20,6 +20,7 @@ def transfer(
     training = TransferParams.model_validate(training_params)
     settings = RuntimeParams.model_validate(runtime)
     model = copy.deepcopy(pretrain_model)
+    model.mirror_average = training.mirror_average
     torch.manual_seed(training.seed)  # the new head's initial weights follow the seed too
     model.new_head(len(transfer_data["class_names"]))
     model.freeze_features()
@@ -86,7 +87,7 @@ def train_scratch_baseline(
     model = FashionCNN(
         pretrain_model.architecture,
         len(transfer_data["class_names"]),
-        mirror_average=pretrain_model.mirror_average,
+        mirror_average=training.mirror_average,
     )
     model, history = fit(
         model, transfer_data, budget, settings.device, "scratch", precision=settings.precision

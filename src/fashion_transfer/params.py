@@ -84,7 +84,7 @@ class TrainingParams(_Strict):
     augmentation: AugmentationParams | None = None
     # Predict (validation, test, serving) with the average of each image's logits and its
     # mirror image's; only sound for a model trained on mirrored images too (Fashion-MNIST's
-    # shoes all point left, so a model that never saw them mirrored misreads the mirror).
+    # shoes all face the same way, so a model that never saw them mirrored misreads the mirror).
     mirror_average: bool = False
     seed: int
 

@@ -108,3 +108,14 @@ def test_scratch_baseline_uses_the_pretrained_architecture_and_can_be_switched_o
         {},
         {},
     )
+
+
+def test_transfer_and_scratch_models_mirror_average_only_when_their_recipe_says(stage_data):
+    pretrained = FashionCNN("seed", 5, mirror_average=True)
+    params = {**TRANSFER_PARAMS, "epochs": 1}
+    model, _ = transfer(pretrained, stage_data[1], params, RUNTIME_PARAMS)
+    models, _ = train_scratch_baseline(pretrained, stage_data[1], params, RUNTIME_PARAMS)
+    assert not model.mirror_average and not models["scratch"].mirror_average
+    flipped = {**params, "augmentation": {"horizontal_flip": True}, "mirror_average": True}
+    model, _ = transfer(pretrained, stage_data[1], flipped, RUNTIME_PARAMS)
+    assert model.mirror_average and pretrained.mirror_average

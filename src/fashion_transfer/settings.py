@@ -21,6 +21,8 @@ def preset(section: str, *, _root_) -> dict:
     name, presets = _root_["preset"], _root_["presets"]
     if name not in presets:
         raise ValueError(f"unknown preset {name!r}; valid presets: {sorted(presets)}")
+    # A DictConfig, not a plain dict (OmegaConf warns about it): only a DictConfig lets a
+    # single --params value such as pretrain.epochs=3 merge into the preset's section.
     return presets[name][section]
 
 

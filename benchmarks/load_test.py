@@ -19,15 +19,14 @@ import json
 import os
 import pickle
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from fashion_transfer.model_server import free_port, start_model_server, wait_until_up
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -54,54 +53,6 @@ def request_mix() -> list[tuple[str, bytes, str]]:
         ("wrong content type", good[0][1], "text/plain"),
     ]
     return good * (len(bad) * 4 // len(good)) + bad
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(model_uri: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{PROJECT / 'mlruns' / 'mlflow.db'}")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            model_uri,
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def wait_until_up(url: str, server: subprocess.Popen | None, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/ping", timeout=2)
-            return
-        except OSError:
-            if server is not None and server.poll() is not None:
-                sys.exit("mlflow models serve exited; is a champion registered?")
-            if time.monotonic() > deadline:
-                sys.exit(f"the server did not answer {url}/ping within {seconds:.0f} s")
-            time.sleep(0.5)
 
 
 def client(host: str, port: int, jobs: list, stop_at: float) -> list[tuple[str, int, float]]:
@@ -144,12 +95,17 @@ def main() -> None:
     if url is None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = start_server(args.model_uri, port)
+        env = {**os.environ}
+        env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{PROJECT / 'mlruns' / 'mlflow.db'}")
+        server = start_model_server(args.model_uri, port, env, workers=2)
     host, port = url.removeprefix("http://").split(":")
     if host not in ("127.0.0.1", "localhost"):
         sys.exit("the load test only targets a server on this machine (127.0.0.1)")
     try:
-        wait_until_up(url, server, 120)
+        try:
+            wait_until_up(url, server, 120)
+        except RuntimeError as error:
+            sys.exit(str(error))
         mix = request_mix()
         jobs = [mix[i % len(mix)] for i in range(args.requests)]
         shares = [jobs[i :: args.clients] for i in range(args.clients)]
@@ -163,7 +119,7 @@ def main() -> None:
             ]
         elapsed = time.perf_counter() - started
     finally:
-        if server is not None:
+        if server is not None and server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
 

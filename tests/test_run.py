@@ -8,7 +8,6 @@ import os
 import pickle
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 from PIL import Image
 
 from fashion_transfer.datasets import TorchModelDataset
+from fashion_transfer.model_server import free_port, start_model_server, wait_until_up
 from tests.conftest import PROJECT_ROOT
 
 SMALL_SLICE = (
@@ -64,8 +64,6 @@ def _env() -> dict[str, str]:
     env.pop("FASHION_MNIST_SOURCE", None)
     if source := _data_source():
         env["FASHION_MNIST_SOURCE"] = source
-    # `mlflow models serve` starts uvicorn from the environment's bin folder.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
@@ -352,12 +350,6 @@ def test_concurrent_runs_on_one_tracking_store_all_finish_and_keep_the_registry_
         assert float(champion.tags["test_accuracy"]) == best
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _post(url: str, body: bytes, content_type: str | None = "application/json"):
     request = urllib.request.Request(url, data=body, method="POST")
     if content_type:
@@ -370,41 +362,12 @@ def _post(url: str, body: bytes, content_type: str | None = "application/json"):
 
 
 def test_served_champion_classifies_real_images_and_rejects_bad_requests(project, first_run):
-    port = _free_port()
+    port = free_port()
     env = {**_env(), "MLFLOW_TRACKING_URI": _store(project)}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            "models:/fashion-mnist-transfer@champion",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    server = start_model_server("models:/fashion-mnist-transfer@champion", port, env, project)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, "mlflow models serve exited"
-                assert time.monotonic() < deadline, "server did not answer /ping in 90 s"
-                time.sleep(0.5)
+        wait_until_up(url, server, 90)
 
         data = pickle.loads(
             (project / "data" / "05_model_input" / "transfer_data.pkl").read_bytes()

@@ -32,6 +32,17 @@ from torch import nn
 PROJECT = Path(__file__).resolve().parents[1]
 
 
+def cpu_model() -> str:
+    """The CPU's marketing name on Linux, else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def load_stage_data(preset: str) -> tuple[dict, dict]:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -75,7 +86,7 @@ def plain_epoch(model, x, y, x_val, y_val, batch_size, learning_rate, precision)
 
 def loop_benchmark(stage: dict, params, repeats: int) -> dict:
     from fashion_transfer.model import FashionCNN
-    from fashion_transfer.training import fit, images_to_tensor
+    from fashion_transfer.training import fit, images_to_tensor, resolve_precision
 
     # Like for like: the plain loop has no augmentation, schedule or label smoothing.
     config = params.pretrain.model_copy(
@@ -92,7 +103,7 @@ def loop_benchmark(stage: dict, params, repeats: int) -> dict:
     x_val = images_to_tensor(stage["val_images"])
     y_val = torch.from_numpy(stage["val_labels"]).long()
     architecture, classes = params.model.architecture, len(stage["class_names"])
-    precision = params.runtime.precision
+    precision = resolve_precision(params.runtime.precision, torch.device("cpu"))
     project_seconds, plain_seconds = [], []
 
     def time_project() -> None:
@@ -234,6 +245,10 @@ def main() -> None:
     figures = {
         "machine": {
             "processor": platform.processor() or platform.machine(),
+            "cpu_model": cpu_model(),
+            # AVX2, AVX512, ...: which kernels PyTorch picks; bfloat16 is native only with
+            # AVX512-BF16 or AMX (see runtime.precision).
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,

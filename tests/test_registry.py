@@ -28,17 +28,20 @@ def test_champion_moves_only_to_a_better_version(store):
     store.create_registered_model(name)
     for _ in range(3):
         store.create_model_version(name, source="file:///nowhere")
-    assert promote_if_better(store, name, "1", 0.90, "champion") == (
+    scores = lambda val, test: {"val_accuracy": val, "test_accuracy": test}  # noqa: E731
+    assert promote_if_better(store, name, "1", scores(0.90, 0.90), "champion") == (
         True,
         f"first champion of {name}",
     )
-    promoted, reason = promote_if_better(store, name, "2", 0.85, "champion")
+    # Chosen on validation: a better test figure alone does not move the champion.
+    promoted, reason = promote_if_better(store, name, "2", scores(0.85, 0.99), "champion")
     assert not promoted and "does not beat champion version 1 (0.9000)" in reason
     assert str(store.get_model_version_by_alias(name, "champion").version) == "1"
-    promoted, reason = promote_if_better(store, name, "3", 0.95, "champion")
-    assert promoted and "0.9500 beats champion version 1" in reason
+    promoted, reason = promote_if_better(store, name, "3", scores(0.95, 0.80), "champion")
+    assert promoted and "validation accuracy 0.9500 beats champion version 1" in reason
     assert str(store.get_model_version_by_alias(name, "champion").version) == "3"
-    assert store.get_model_version(name, "2").tags["test_accuracy"] == "0.850000"
+    tags = store.get_model_version(name, "2").tags
+    assert (tags["val_accuracy"], tags["test_accuracy"]) == ("0.850000", "0.990000")
 
 
 def test_logged_classifier_loads_as_pyfunc_and_rejects_bad_input(store):

@@ -195,7 +195,7 @@ def test_models_registered_with_champion_and_the_rule_holds_across_runs(project,
         stage = name.split("-")[-1]
         versions = {str(v.version): v for v in client.search_model_versions(f"name='{name}'")}
         assert set(versions) == {"1", "2"}
-        accuracy = {k: float(v.tags["test_accuracy"]) for k, v in versions.items()}
+        accuracy = {k: float(v.tags["val_accuracy"]) for k, v in versions.items()}
         expected = "2" if accuracy["2"] > accuracy["1"] else "1"
         assert str(client.get_model_version_by_alias(name, "champion").version) == expected
         assert run.data.tags[f"{stage}.promoted"] == str(expected == "2").lower()
@@ -345,9 +345,9 @@ def test_concurrent_runs_on_one_tracking_store_all_finish_and_keep_the_registry_
         assert len(versions) == before[name] + 3
         assert len({v.version for v in versions}) == len(versions)
         assert {v.run_id for v in versions} >= {run.info.run_id for run in new_runs}
-        best = max(float(v.tags["test_accuracy"]) for v in versions)
+        best = max(float(v.tags["val_accuracy"]) for v in versions)
         champion = client.get_model_version_by_alias(name, "champion")
-        assert float(champion.tags["test_accuracy"]) == best
+        assert float(champion.tags["val_accuracy"]) == best
 
 
 def _post(url: str, body: bytes, content_type: str | None = "application/json"):

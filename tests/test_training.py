@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from fashion_transfer import training
@@ -40,6 +41,22 @@ def test_bfloat16_training_learns_is_reproducible_and_returns_float32_weights(st
     assert max(row["val_accuracy"] for row in first) > 0.9
     assert all(value.dtype == torch.float32 for value in model.parameters())
     assert all(value.is_contiguous() for value in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"),
+    [(True, False, "bfloat16"), (False, True, "bfloat16"), (False, False, "float32")],
+)
+def test_auto_precision_is_bfloat16_only_where_the_cpu_has_it(
+    monkeypatch, avx512_bf16, amx, expected
+):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    cpu = torch.device("cpu")
+    assert training.resolve_precision("auto", cpu) == expected
+    # An explicit choice is kept, even where bfloat16 is emulated.
+    assert training.resolve_precision("bfloat16", cpu) == "bfloat16"
+    assert training.resolve_precision("float32", cpu) == "float32"
 
 
 def test_fit_is_reproducible_with_the_same_seed(stage_data):

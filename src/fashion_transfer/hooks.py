@@ -17,6 +17,7 @@ from kedro.framework.hooks import hook_impl
 
 from fashion_transfer.datasets.idx_dataset import OFFICIAL_MIRROR, SOURCE_ENV_VAR
 from fashion_transfer.params import ProjectParams, validate_parameters
+from fashion_transfer.training import resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,15 @@ class ProjectHooks:
         torch.set_flush_denormal(True)
         if self.params.runtime.num_threads:
             torch.set_num_threads(self.params.runtime.num_threads)
-        logger.info("PyTorch uses %d CPU threads", torch.get_num_threads())
+        logger.info(
+            "PyTorch uses %d CPU threads; training precision %s",
+            torch.get_num_threads(),
+            self.training_precision(),
+        )
+
+    def training_precision(self) -> str:
+        runtime = self.params.runtime
+        return resolve_precision(runtime.precision, resolve_device(runtime.device))
 
     # Runs after kedro-mlflow's before_pipeline_run (project hooks are called last), so the
     # MLflow run exists.
@@ -52,6 +61,7 @@ class ProjectHooks:
                 f"{time.strftime('%Y-%m-%d %H:%M:%S')} {commit[:7]}{'+dirty' if dirty else ''}",
                 "pipeline": pipeline_name,
                 "preset": self.params.preset,
+                "runtime.training_precision": self.training_precision(),
                 "git_commit": commit,
                 "git_dirty": str(dirty).lower(),
                 "data_source": os.environ.get(SOURCE_ENV_VAR) or OFFICIAL_MIRROR,
@@ -62,6 +72,7 @@ class ProjectHooks:
         mlflow.log_params(
             {
                 "preset": self.params.preset,
+                "runtime.training_precision": self.training_precision(),
                 "registry.register_models": registry.register_models,
                 "registry.alias": registry.alias,
                 **{f"registry.model_names.{k}": v for k, v in registry.model_names.items()},
@@ -90,10 +101,9 @@ class ProjectHooks:
                 catalog.load(f"{stage}_model"), catalog.load(f"{stage}_data"), name
             )
             version = str(info.registered_model_version)
-            accuracy = metrics[stage]["test_accuracy"]
             with registry_lock(mlflow.get_registry_uri()):
                 promoted, reason = promote_if_better(
-                    client, name, version, accuracy, registry.alias
+                    client, name, version, metrics[stage], registry.alias
                 )
             mlflow.set_tags(
                 {

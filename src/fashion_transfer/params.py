@@ -121,7 +121,7 @@ class EvaluationParams(_Strict):
 class RuntimeParams(_Strict):
     device: str = "auto"
     num_threads: PositiveInt | None = None
-    precision: Literal["float32", "bfloat16"] = "float32"
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
 
     @field_validator("device")
     @classmethod

@@ -1,5 +1,5 @@
 """MLflow model registry: log a trained stage as an image classifier, register it, and move the
-champion alias only to a version whose test accuracy beats the current champion's."""
+champion alias only to a version whose validation accuracy beats the current champion's."""
 
 from __future__ import annotations
 
@@ -104,12 +104,16 @@ def registry_lock(registry_uri: str) -> FileLock:
 
 
 def promote_if_better(
-    client: mlflow.MlflowClient, name: str, version: str, test_accuracy: float, alias: str
+    client: mlflow.MlflowClient, name: str, version: str, metrics: dict, alias: str
 ) -> tuple[bool, str]:
-    """Tag the version with its test accuracy; point `alias` at it only if it beats the
-    version the alias points at now (or there is none). Returns (promoted, reason). Call it
-    under registry_lock, or two runs may both see the old champion and both move the alias."""
-    client.set_model_version_tag(name, version, "test_accuracy", f"{test_accuracy:.6f}")
+    """Tag the version with its validation and test accuracy; point `alias` at it only if its
+    validation accuracy beats that of the version the alias points at now (or there is none):
+    models are chosen on validation, the test figure is reported, never chosen on. Returns
+    (promoted, reason). Call it under registry_lock, or two runs may both see the old
+    champion and both move the alias."""
+    for key in ("val_accuracy", "test_accuracy"):
+        client.set_model_version_tag(name, version, key, f"{metrics[key]:.6f}")
+    accuracy = metrics["val_accuracy"]
     try:
         current = client.get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -117,11 +121,11 @@ def promote_if_better(
     if current is None:
         promoted, reason = True, f"first {alias} of {name}"
     else:
-        best = float(current.tags.get("test_accuracy", "-inf"))
-        promoted = test_accuracy > best
+        best = float(current.tags.get("val_accuracy", "-inf"))
+        promoted = accuracy > best
         verb = "beats" if promoted else "does not beat"
         reason = (
-            f"test accuracy {test_accuracy:.4f} {verb} {alias} version {current.version} "
+            f"validation accuracy {accuracy:.4f} {verb} {alias} version {current.version} "
             f"({best:.4f})"
         )
     if promoted:

@@ -32,7 +32,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" is bfloat16 where the hardware computes it natively (CPUs with AVX512-BF16 or
+    """`auto` is bfloat16 where the hardware computes it natively (CPUs with AVX512-BF16 or
     AMX, GPUs that support it) and float32 elsewhere: CPUs without those instructions emulate
     bfloat16 about ten times slower than float32."""
     if precision != "auto":

@@ -19,10 +19,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from fashion_transfer.datasets import TorchModelDataset
 from fashion_transfer.model_server import free_port, start_model_server, wait_until_up
+from fashion_transfer.training import resolve_precision
 from tests.conftest import PROJECT_ROOT
 
 SMALL_SLICE = (
@@ -157,6 +159,9 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_tags(project, first_run):
     assert params["pretrain.epochs"] == "2" and params["split.max_examples_per_stage"] == "1500"
     assert params["transfer.fine_tune_epochs"] == "1" and "transfer.scratch_baseline" in params
     assert params["pretrain.schedule"] == "onecycle"
+    # The precision actually used: bfloat16 only where this machine computes it natively.
+    machine_precision = resolve_precision("auto", torch.device("cpu"))
+    assert params["runtime.training_precision"] == machine_precision
     for model in ("pretrain", "transfer", "scratch"):
         history = client.get_metric_history(run.info.run_id, f"{model}/val_accuracy")
         assert sorted(m.step for m in history) == ([1, 2] if model == "pretrain" else [1, 2, 3])

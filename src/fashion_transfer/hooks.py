@@ -26,6 +26,7 @@ class ProjectHooks:
     def __init__(self) -> None:
         self.params: ProjectParams | None = None
         self.project_path: Path | None = None
+        self.training_precision: str | None = None
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -36,15 +37,15 @@ class ProjectHooks:
         torch.set_flush_denormal(True)
         if self.params.runtime.num_threads:
             torch.set_num_threads(self.params.runtime.num_threads)
+        runtime = self.params.runtime
+        self.training_precision = resolve_precision(
+            runtime.precision, resolve_device(runtime.device)
+        )
         logger.info(
             "PyTorch uses %d CPU threads; training precision %s",
             torch.get_num_threads(),
-            self.training_precision(),
+            self.training_precision,
         )
-
-    def training_precision(self) -> str:
-        runtime = self.params.runtime
-        return resolve_precision(runtime.precision, resolve_device(runtime.device))
 
     # Runs after kedro-mlflow's before_pipeline_run (project hooks are called last), so the
     # MLflow run exists.
@@ -61,7 +62,7 @@ class ProjectHooks:
                 f"{time.strftime('%Y-%m-%d %H:%M:%S')} {commit[:7]}{'+dirty' if dirty else ''}",
                 "pipeline": pipeline_name,
                 "preset": self.params.preset,
-                "runtime.training_precision": self.training_precision(),
+                "runtime.training_precision": self.training_precision,
                 "git_commit": commit,
                 "git_dirty": str(dirty).lower(),
                 "data_source": os.environ.get(SOURCE_ENV_VAR) or OFFICIAL_MIRROR,
@@ -72,7 +73,7 @@ class ProjectHooks:
         mlflow.log_params(
             {
                 "preset": self.params.preset,
-                "runtime.training_precision": self.training_precision(),
+                "runtime.training_precision": self.training_precision,
                 "registry.register_models": registry.register_models,
                 "registry.alias": registry.alias,
                 **{f"registry.model_names.{k}": v for k, v in registry.model_names.items()},

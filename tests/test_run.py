@@ -118,12 +118,15 @@ def test_transfer_without_pretrained_model_says_to_pretrain_first(project, first
 def test_full_run_writes_sane_reports(project, first_run):
     reporting = project / "data" / "08_reporting"
     metrics = json.loads((reporting / "metrics.json").read_text())
-    assert list(metrics) == ["pretrain", "transfer", "scratch"]
+    assert list(metrics) == ["pretrain", "transfer", "scratch", "ensemble"]
     for name, section in metrics.items():
         assert section["test_examples"] == 1500
         assert 0.5 < section["test_accuracy"] <= 1, (name, section["test_accuracy"])
         for key in ("macro_precision", "macro_recall", "macro_f1"):
             assert 0.4 < section[key] <= 1
+        if name == "ensemble":  # scored, not trained: no history, no fit verdict
+            assert "fit_verdict" not in section
+            continue
         assert section["fit_verdict"] in {"good fit", "overfitting", "underfitting"}
         assert section["best_epoch"] in ((1, 2) if name == "pretrain" else (1, 2, 3))
         for folder, suffix in (
@@ -133,8 +136,12 @@ def test_full_run_writes_sane_reports(project, first_run):
             ("confusion_matrices", "csv"),
             ("classification_reports", "csv"),
         ):
+            if folder == "learning_curves" and name == "ensemble":
+                continue
             assert (reporting / folder / f"{name}.{suffix}").stat().st_size > 0
-    assert set(json.loads((reporting / "fit_analysis.json").read_text())) == set(metrics)
+    assert set(json.loads((reporting / "fit_analysis.json").read_text())) == set(metrics) - {
+        "ensemble"
+    }
 
     models = project / "data" / "06_models"
     assert TorchModelDataset(filepath=str(models / "pretrain.pt")).load().num_classes == 5
@@ -169,6 +176,7 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_tags(project, first_run):
             assert 0 < run.data.metrics[f"{model}/{name}"] <= 1
     assert "pretrain/test_precision/T-shirt or top" in run.data.metrics
     assert "transfer/test_recall/Ankle boot" in run.data.metrics
+    assert 0 < run.data.metrics["ensemble/test_accuracy"] <= 1
     reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
     assert {
         "reports/metrics.json",

@@ -116,6 +116,7 @@ class FitAnalysisParams(_Strict):
 class EvaluationParams(_Strict):
     fit_analysis: FitAnalysisParams
     misclassified_examples: PositiveInt = 36
+    ensemble: bool = True
 
 
 class RuntimeParams(_Strict):

@@ -1,14 +1,19 @@
 import numpy as np
 import pytest
+import torch
 from matplotlib.figure import Figure
 
+from fashion_transfer.model import FashionCNN
 from fashion_transfer.pipelines.evaluation.nodes import (
     analyse_fit,
     compute_test_metrics,
     plot_confusion_matrices,
     plot_learning_curves,
+    predict_test_sets,
     summarise_metrics,
 )
+from fashion_transfer.training import predict_proba
+from tests.conftest import RUNTIME_PARAMS
 
 THRESHOLDS = {
     "fit_analysis": {
@@ -110,3 +115,48 @@ def test_plots_are_one_figure_per_model():
         assert list(figures) == ["m.png"] and isinstance(figures["m.png"], Figure)
     labels = [t.get_text() for t in matrices["m.png"].axes[0].get_xticklabels()]
     assert labels == ["a", "b", "c"]
+
+
+def _untrained(seed: int) -> FashionCNN:
+    torch.manual_seed(seed)
+    return FashionCNN("compact", num_classes=5)
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_ensemble_is_the_mean_of_transfer_and_scratch_probabilities(stage_data, ensemble):
+    pretrain_data, transfer_data = stage_data
+    transfer_model, scratch_model = _untrained(1), _untrained(2)
+    predictions = predict_test_sets(
+        _untrained(0),
+        transfer_model,
+        {"scratch": scratch_model},
+        pretrain_data,
+        transfer_data,
+        RUNTIME_PARAMS,
+        {**THRESHOLDS, "ensemble": ensemble},
+    )
+    if not ensemble:
+        assert list(predictions) == ["pretrain", "transfer", "scratch"]
+        return
+    assert list(predictions) == ["pretrain", "transfer", "scratch", "ensemble"]
+    images = transfer_data["test_images"]
+    expected = (predict_proba(transfer_model, images) + predict_proba(scratch_model, images)) / 2
+    np.testing.assert_allclose(predictions["ensemble"]["probabilities"], expected, rtol=1e-6)
+    assert (predictions["ensemble"]["y_pred"] == expected.argmax(axis=1)).all()
+    assert predictions["ensemble"]["class_names"] == transfer_data["class_names"]
+    # The two members disagree somewhere, or the test could not tell the mean from either one.
+    assert (predictions["transfer"]["y_pred"] != predictions["scratch"]["y_pred"]).any()
+
+
+def test_no_ensemble_without_a_scratch_baseline(stage_data):
+    pretrain_data, transfer_data = stage_data
+    predictions = predict_test_sets(
+        _untrained(0), _untrained(1), {}, pretrain_data, transfer_data, RUNTIME_PARAMS, THRESHOLDS
+    )
+    assert list(predictions) == ["pretrain", "transfer"]
+
+
+def test_summary_of_an_untrained_combination_has_test_metrics_only():
+    metrics, _, _ = compute_test_metrics(_predictions())
+    summary = summarise_metrics(metrics, {})
+    assert "test_accuracy" in summary["m"] and "fit_verdict" not in summary["m"]

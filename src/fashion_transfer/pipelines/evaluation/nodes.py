@@ -1,7 +1,7 @@
 """Test metrics, confusion matrices, learning curves and a fit verdict for every trained model.
 
 Every node works on dicts keyed by model name (`pretrain`, `transfer` and, unless switched off,
-`scratch`), so the reports cover exactly the models that were trained."""
+`scratch` and `ensemble`), so the reports cover exactly the models that were trained."""
 
 from __future__ import annotations
 
@@ -27,8 +27,12 @@ def predict_test_sets(
     pretrain_data: dict,
     transfer_data: dict,
     runtime: dict,
+    evaluation_params: dict,
 ) -> dict[str, dict]:
-    """Each model's class probabilities on its stage's test set: the only use of the test set."""
+    """Each model's class probabilities on its stage's test set: the only use of the test set.
+    With `ensemble` on and a scratch baseline trained, also those of `ensemble`: the mean of
+    the transfer model's and the baseline's probabilities, two differently trained networks
+    whose errors partly differ."""
     device = RuntimeParams.model_validate(runtime).device
     jobs = {
         "pretrain": (pretrain_model, pretrain_data),
@@ -44,6 +48,15 @@ def predict_test_sets(
             "probabilities": probabilities,
             "class_names": data["class_names"],
             "images": data["test_images"],
+        }
+    if EvaluationParams.model_validate(evaluation_params).ensemble and "scratch" in predictions:
+        probabilities = (
+            predictions["transfer"]["probabilities"] + predictions["scratch"]["probabilities"]
+        ) / 2
+        predictions["ensemble"] = {
+            **predictions["transfer"],
+            "y_pred": probabilities.argmax(axis=1),
+            "probabilities": probabilities,
         }
     return predictions
 
@@ -152,13 +165,20 @@ def _fit_analysis(history: list[dict], thresholds) -> dict:
 
 
 def summarise_metrics(test_metrics: dict[str, dict], fit_analysis: dict[str, dict]) -> dict:
-    """One section per model: test metrics, the fit verdict and the chosen epoch."""
+    """One section per model: test metrics and, for the models that were trained (not the
+    ensemble, which has no history), the fit verdict and the chosen epoch."""
     return {
         name: {
             **metrics,
-            "fit_verdict": fit_analysis[name]["verdict"],
-            "best_epoch": fit_analysis[name]["best_epoch"],
-            "val_accuracy": fit_analysis[name]["val_accuracy"],
+            **(
+                {
+                    "fit_verdict": fit_analysis[name]["verdict"],
+                    "best_epoch": fit_analysis[name]["best_epoch"],
+                    "val_accuracy": fit_analysis[name]["val_accuracy"],
+                }
+                if name in fit_analysis
+                else {}
+            ),
         }
         for name, metrics in test_metrics.items()
     }

@@ -26,6 +26,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "pretrain_data",
                     "transfer_data",
                     "params:runtime",
+                    "params:evaluation",
                 ],
                 outputs="test_predictions",
                 name="predict_test_sets",

@@ -248,6 +248,9 @@ def test_interrupted_run_is_killed_registers_nothing_and_keeps_models(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A shell starts background jobs with Ctrl-C ignored, and children inherit that; the
+        # run under test must get Ctrl-C as a terminal user's run does.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 300

@@ -62,9 +62,9 @@ def test_transfer_then_evaluation(stage_data, scratch_baseline):
         **params,
     )
     metrics = report["metrics"].load()
-    expected = ["pretrain", "transfer"] + (["scratch"] if scratch_baseline else [])
-    assert list(metrics) == expected
+    trained = ["pretrain", "transfer"] + (["scratch"] if scratch_baseline else [])
+    assert list(metrics) == trained + (["ensemble"] if scratch_baseline else [])
     assert metrics["transfer"]["test_accuracy"] > 0.8
     assert 0 <= metrics["pretrain"]["test_accuracy"] <= 1
-    assert set(report["learning_curve_plots"].load()) == {f"{m}.png" for m in expected}
+    assert set(report["learning_curve_plots"].load()) == {f"{m}.png" for m in trained}
     assert metrics["transfer"]["test_examples"] == len(transfer_data["test_labels"])

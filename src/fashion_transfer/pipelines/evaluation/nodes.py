@@ -1,7 +1,8 @@
 """Test metrics, confusion matrices, learning curves and a fit verdict for every trained model.
 
 Every node works on dicts keyed by model name (`pretrain`, `transfer` and, unless switched off,
-`scratch` and `ensemble`), so the reports cover exactly the models that were trained."""
+`scratch` and `ensemble`), so the reports cover exactly the models that were trained, and
+their ensemble."""
 
 from __future__ import annotations
 

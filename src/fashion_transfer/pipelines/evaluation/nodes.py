@@ -168,21 +168,17 @@ def _fit_analysis(history: list[dict], thresholds) -> dict:
 def summarise_metrics(test_metrics: dict[str, dict], fit_analysis: dict[str, dict]) -> dict:
     """One section per model: test metrics and, for the models that were trained (not the
     ensemble, which has no history), the fit verdict and the chosen epoch."""
-    return {
-        name: {
-            **metrics,
-            **(
-                {
-                    "fit_verdict": fit_analysis[name]["verdict"],
-                    "best_epoch": fit_analysis[name]["best_epoch"],
-                    "val_accuracy": fit_analysis[name]["val_accuracy"],
-                }
-                if name in fit_analysis
-                else {}
-            ),
-        }
-        for name, metrics in test_metrics.items()
-    }
+    summary = {}
+    for name, metrics in test_metrics.items():
+        summary[name] = dict(metrics)
+        if name in fit_analysis:
+            analysis = fit_analysis[name]
+            summary[name] |= {
+                "fit_verdict": analysis["verdict"],
+                "best_epoch": analysis["best_epoch"],
+                "val_accuracy": analysis["val_accuracy"],
+            }
+    return summary
 
 
 def plot_confusion_matrices(predictions: dict[str, dict]) -> dict[str, Figure]:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fashion_transfer.model import ARCHITECTURES, FashionCNN
+from fashion_transfer.model import ARCHITECTURES, FashionCNN, ProbabilityEnsemble, build_model
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -59,3 +59,24 @@ def test_mirror_average_predicts_with_both_views_in_eval_mode_only():
         torch.manual_seed(1)
         assert torch.equal(train_logits, plain(images))
     assert model.config()["mirror_average"] is True
+
+
+def test_ensemble_predicts_the_mean_of_its_members_probabilities():
+    torch.manual_seed(0)
+    members = [FashionCNN("compact", 5), FashionCNN("seed", 5)]
+    ensemble = ProbabilityEnsemble(members).eval()
+    images = torch.rand(6, 1, 28, 28)
+    with torch.no_grad():
+        expected = (members[0](images).softmax(1) + members[1](images).softmax(1)) / 2
+        assert torch.allclose(ensemble(images).softmax(1), expected, atol=1e-6)
+    rebuilt = build_model(ensemble.config())
+    rebuilt.load_state_dict(ensemble.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt.eval()(images), ensemble(images))
+
+
+def test_ensemble_members_must_share_their_classes():
+    with pytest.raises(ValueError, match=r"same classes; got 2 with \[3, 5\] classes"):
+        ProbabilityEnsemble([FashionCNN("seed", 5), FashionCNN("seed", 3)])
+    with pytest.raises(ValueError, match="two or more members"):
+        ProbabilityEnsemble([FashionCNN("seed", 5)])

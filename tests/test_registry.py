@@ -3,10 +3,14 @@
 import mlflow
 import numpy as np
 import pytest
+import torch
+from kedro.io import DatasetError
 from mlflow.exceptions import MlflowException
 
-from fashion_transfer.model import FashionCNN
+from fashion_transfer.datasets import TorchModelDataset
+from fashion_transfer.model import FashionCNN, ProbabilityEnsemble
 from fashion_transfer.registry import log_classifier, promote_if_better, registry_lock
+from fashion_transfer.training import predict_proba
 
 NAMES = ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -61,6 +65,27 @@ def test_logged_classifier_loads_as_pyfunc_and_rejects_bad_input(store):
     assert list(table.columns) == ["label", "class_name", "confidence", *NAMES]
     with pytest.raises(MlflowException, match="NaN or infinite"):
         loaded.predict(np.full((1, 28, 28), np.nan, np.float32))
+
+
+def test_logged_ensemble_serves_the_mean_of_its_members_probabilities(store):
+    images = np.random.default_rng(1).integers(0, 256, (8, 28, 28)).astype(np.uint8)
+    stage = {"test_images": images, "class_names": NAMES, "source_classes": [5, 6, 7, 8, 9]}
+    torch.manual_seed(0)
+    members = [FashionCNN("seed", 5), FashionCNN("compact", 5)]
+    with mlflow.start_run():
+        log_classifier(ProbabilityEnsemble(members), stage, "fashion-ensemble-test")
+    model = mlflow.pyfunc.load_model("models:/fashion-ensemble-test/1")
+    table = model.predict(images.astype(np.float32))
+    expected = sum(predict_proba(member, images) for member in members) / 2
+    np.testing.assert_allclose(table[NAMES].to_numpy(), expected, rtol=1e-5)
+    assert (table["label"] == 5 + expected.argmax(axis=1)).all()
+    # An ensemble has no single set of layers to transfer: asked for as the pretrained model,
+    # it is refused with the fix.
+    pretrained = TorchModelDataset(
+        filepath="unused.pt", load_from="models:/fashion-ensemble-test/1"
+    )
+    with pytest.raises(DatasetError, match="is an ensemble .* Give a pretrained model"):
+        pretrained.load()
 
 
 def test_registry_lock_sits_beside_a_sqlite_store_and_is_per_uri_otherwise(tmp_path):

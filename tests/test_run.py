@@ -31,7 +31,7 @@ SMALL_SLICE = (
     "split.max_examples_per_stage=1500,pretrain.epochs=2,transfer.epochs=2,"
     "transfer.fine_tune_epochs=1"
 )
-MODELS = ("fashion-mnist-pretrain", "fashion-mnist-transfer")
+MODELS = ("fashion-mnist-pretrain", "fashion-mnist-transfer", "fashion-mnist-ensemble")
 
 
 def _data_source() -> str | None:
@@ -124,7 +124,8 @@ def test_full_run_writes_sane_reports(project, first_run):
         assert 0.5 < section["test_accuracy"] <= 1, (name, section["test_accuracy"])
         for key in ("macro_precision", "macro_recall", "macro_f1"):
             assert 0.4 < section[key] <= 1
-        if name == "ensemble":  # scored, not trained: no history, no fit verdict
+        assert 0.5 < section["val_accuracy"] <= 1
+        if name == "ensemble":  # built, not trained: no history, no fit verdict
             assert "fit_verdict" not in section
             continue
         assert section["fit_verdict"] in {"good fit", "overfitting", "underfitting"}
@@ -147,6 +148,8 @@ def test_full_run_writes_sane_reports(project, first_run):
     assert TorchModelDataset(filepath=str(models / "pretrain.pt")).load().num_classes == 5
     assert TorchModelDataset(filepath=str(models / "transfer.pt")).load().num_classes == 5
     assert list(TorchModelDataset(filepath=str(models / "baselines.pt")).load()) == ["scratch"]
+    ensemble = TorchModelDataset(filepath=str(models / "ensemble.pt")).load()["ensemble"]
+    assert len(ensemble.members) == 2 and ensemble.num_classes == 5
     history_file = project / "data" / "07_model_output" / "pretrain_history.json"
     assert [row["epoch"] for row in json.loads(history_file.read_text())] == [1, 2]
     history_file = project / "data" / "07_model_output" / "transfer_history.json"
@@ -177,6 +180,7 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_tags(project, first_run):
     assert "pretrain/test_precision/T-shirt or top" in run.data.metrics
     assert "transfer/test_recall/Ankle boot" in run.data.metrics
     assert 0 < run.data.metrics["ensemble/test_accuracy"] <= 1
+    assert 0 < run.data.metrics["ensemble/val_accuracy"] <= 1
     reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
     assert {
         "reports/metrics.json",
@@ -356,7 +360,14 @@ def test_concurrent_runs_on_one_tracking_store_all_finish_and_keep_the_registry_
         for run in new_runs
     ]
     assert accuracies[0] == accuracies[1] == accuracies[2]
-    for name in MODELS:
+    # Without a scratch baseline there is no ensemble to register, and the run says so.
+    ensemble = "fashion-mnist-ensemble"
+    assert len(client.search_model_versions(f"name='{ensemble}'")) == before[ensemble]
+    assert all(
+        run.data.tags["ensemble.registered_model"] == "skipped: not built in this run"
+        for run in new_runs
+    )
+    for name in MODELS[:2]:
         versions = client.search_model_versions(f"name='{name}'")
         assert len(versions) == before[name] + 3
         assert len({v.version for v in versions}) == len(versions)

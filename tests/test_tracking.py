@@ -38,9 +38,15 @@ def test_test_metrics_have_readable_names():
         "macro_recall": 0.7,
         "macro_f1": 0.75,
         "per_class": {"T-shirt/top": {"precision": 0.6, "recall": 0.5, "f1": 0.55}},
+        "val_accuracy": 0.95,
     }
-    values = final_metric_values({"pretrain": section})
+    trained = {**section, "best_epoch": 3, "fit_verdict": "good fit"}
+    values = final_metric_values({"pretrain": trained, "ensemble": section})
     assert values["pretrain/test_accuracy"] == {"step": 0, "value": 0.9}
     assert values["pretrain/test_macro_f1"]["value"] == 0.75
     assert values["pretrain/test_precision/T-shirt or top"]["value"] == 0.6
     assert values["pretrain/test_recall/T-shirt or top"]["value"] == 0.5
+    # A trained model's validation accuracy is its per-epoch series, logged with the history;
+    # the ensemble has no history, so its single figure is logged here.
+    assert "pretrain/val_accuracy" not in values
+    assert values["ensemble/val_accuracy"] == {"step": 0, "value": 0.95}

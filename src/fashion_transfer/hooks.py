@@ -96,11 +96,19 @@ class ProjectHooks:
         from fashion_transfer.registry import log_classifier, promote_if_better, registry_lock
 
         metrics = catalog.load("metrics")
+        models = {
+            "pretrain": catalog.load("pretrain_model"),
+            "transfer": catalog.load("transfer_model"),
+            **catalog.load("ensemble_models"),
+        }
         client = mlflow.MlflowClient()
         for stage, name in registry.model_names.items():
-            info = log_classifier(
-                catalog.load(f"{stage}_model"), catalog.load(f"{stage}_data"), name
-            )
+            if stage not in models:
+                mlflow.set_tag(f"{stage}.registered_model", "skipped: not built in this run")
+                continue
+            # Every model but the pretrained one classifies the transfer classes.
+            data = catalog.load("pretrain_data" if stage == "pretrain" else "transfer_data")
+            info = log_classifier(models[stage], data, name)
             version = str(info.registered_model_version)
             with registry_lock(mlflow.get_registry_uri()):
                 promoted, reason = promote_if_better(

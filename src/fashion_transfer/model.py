@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -139,6 +140,40 @@ class FashionCNN(nn.Module):
         for block in self.frozen_blocks:
             block.eval()
         return self
+
+
+class ProbabilityEnsemble(nn.Module):
+    """Networks trained apart, predicting together: the mean of their class probabilities.
+    `forward` returns the logarithm of that mean, so a softmax (as prediction and serving
+    apply it) gives the mean back and the argmax is the ensemble's class."""
+
+    def __init__(self, members: list[FashionCNN]):
+        super().__init__()
+        class_counts = {member.num_classes for member in members}
+        if len(members) < 2 or len(class_counts) != 1:
+            raise ValueError(
+                f"An ensemble needs two or more members with the same classes; got "
+                f"{len(members)} with {sorted(class_counts)} classes."
+            )
+        self.members = nn.ModuleList(members)
+        self.num_classes = class_counts.pop()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        log_probabilities = torch.stack([member(images).log_softmax(1) for member in self.members])
+        return log_probabilities.logsumexp(0) - math.log(len(self.members))
+
+    def config(self) -> dict:
+        return {"members": [member.config() for member in self.members]}
+
+
+ImageClassifier = FashionCNN | ProbabilityEnsemble
+
+
+def build_model(config: dict) -> ImageClassifier:
+    """The untrained model that a saved `config()` describes, ready for its state dict."""
+    if "members" in config:
+        return ProbabilityEnsemble([FashionCNN(**member) for member in config["members"]])
+    return FashionCNN(**config)
 
 
 class _Standardised(nn.Module):

@@ -142,7 +142,7 @@ class RuntimeParams(_Strict):
 class RegistryParams(_Strict):
     register_models: bool
     alias: str = Field(min_length=1)
-    model_names: dict[Literal["pretrain", "transfer"], str]
+    model_names: dict[Literal["pretrain", "transfer", "ensemble"], str]
 
 
 class ProjectParams(_Strict):

@@ -20,7 +20,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, Schema, TensorSpec
 
 import fashion_transfer
-from fashion_transfer.model import IMAGE_SIZE, FashionCNN
+from fashion_transfer.model import IMAGE_SIZE, ImageClassifier, build_model
 from fashion_transfer.serving import InvalidImagesError, classify
 
 CHECKPOINT = "checkpoint"
@@ -31,7 +31,7 @@ class FashionClassifier(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context) -> None:
         payload = torch.load(context.artifacts[CHECKPOINT], map_location="cpu", weights_only=True)
-        self.model = FashionCNN(**payload["config"])
+        self.model = build_model(payload["config"])
         self.model.load_state_dict(payload["state_dict"])
         self.model.eval()
         self.class_names = payload["class_names"]
@@ -46,7 +46,7 @@ class FashionClassifier(mlflow.pyfunc.PythonModel):
 
 
 def log_classifier(
-    model: FashionCNN, stage_data: dict, registered_model_name: str | None
+    model: ImageClassifier, stage_data: dict, registered_model_name: str | None
 ) -> ModelInfo:
     """Log `model` to the active run as a pyfunc image classifier with a signature and a real
     input example; register it under `registered_model_name` unless that is None."""

@@ -1,8 +1,8 @@
 """The registered model as people use it: images in, class names and probabilities out.
 
-`FashionClassifier` is an MLflow pyfunc model wrapping a FashionCNN checkpoint. It accepts a
-batch of 28x28 greyscale images, either uint8-scaled (0-255) or float-scaled (0-1), and
-returns one row per image: the Fashion-MNIST label, the class name, its probability
+`FashionClassifier` is an MLflow pyfunc model wrapping a FashionCNN or ensemble checkpoint. It
+accepts a batch of 28x28 greyscale images, either uint8-scaled (0-255) or float-scaled (0-1),
+and returns one row per image: the Fashion-MNIST label, the class name, its probability
 (`confidence`) and the probability of every class the model knows."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps
 
-from fashion_transfer.model import IMAGE_SIZE, FashionCNN
+from fashion_transfer.model import IMAGE_SIZE, ImageClassifier
 
 MAX_BATCH = 10_000
 EXPECTED_INPUT = (
@@ -51,7 +51,7 @@ def scale_images(images) -> np.ndarray:
 
 
 def classify(
-    model: FashionCNN, images, class_names: list[str], source_classes: list[int]
+    model: ImageClassifier, images, class_names: list[str], source_classes: list[int]
 ) -> pd.DataFrame:
     """One row per image: label, class_name, confidence and a probability column per class."""
     batch = torch.from_numpy(scale_images(images)).unsqueeze(1)

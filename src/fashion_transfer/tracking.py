@@ -23,9 +23,13 @@ def transfer_stage_epoch_metrics(
 
 
 def final_metric_values(metrics: dict[str, dict]) -> dict[str, dict]:
-    """Final test metrics of each model: accuracy, macro and per-class precision and recall."""
+    """Final test metrics of each model: accuracy, macro and per-class precision and recall;
+    and the validation accuracy of a model that was not trained (the ensemble), whose
+    `val_accuracy` is no per-epoch series."""
     values = {}
     for model, section in metrics.items():
+        if "best_epoch" not in section:
+            values[f"{model}/val_accuracy"] = section["val_accuracy"]
         for key in ("test_accuracy", "macro_precision", "macro_recall", "macro_f1"):
             name = key if key.startswith("test_") else f"test_{key}"
             values[f"{model}/{name}"] = section[key]

@@ -3,7 +3,7 @@ import torch
 from kedro.io import DatasetError
 
 from fashion_transfer.datasets import TorchModelDataset
-from fashion_transfer.model import FashionCNN
+from fashion_transfer.model import FashionCNN, ProbabilityEnsemble
 
 
 def _same_weights(a: FashionCNN, b: FashionCNN) -> bool:
@@ -33,6 +33,15 @@ def test_round_trip_named_models_and_empty_dict(tmp_path):
     assert dataset.load() == {}
 
 
+def test_round_trip_ensemble(tmp_path):
+    dataset = TorchModelDataset(filepath=str(tmp_path / "ensemble.pt"))
+    ensemble = ProbabilityEnsemble([FashionCNN("seed", 5), FashionCNN("compact", 5)])
+    dataset.save({"ensemble": ensemble})
+    loaded = dataset.load()["ensemble"]
+    assert isinstance(loaded, ProbabilityEnsemble) and loaded.config() == ensemble.config()
+    assert _same_weights(ensemble, loaded)
+
+
 def test_file_holds_tensors_not_pickled_modules(tmp_path):
     path = tmp_path / "m.pt"
     TorchModelDataset(filepath=str(path)).save(FashionCNN("seed", 5))
@@ -52,7 +61,7 @@ def test_missing_model_says_what_to_run(tmp_path):
 def test_unreadable_file_gets_clear_error(tmp_path):
     path = tmp_path / "m.pt"
     path.write_bytes(b"not a checkpoint")
-    with pytest.raises(DatasetError, match="not a readable FashionCNN checkpoint"):
+    with pytest.raises(DatasetError, match="not a readable model checkpoint"):
         TorchModelDataset(filepath=str(path)).load()
 
 

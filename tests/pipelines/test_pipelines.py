@@ -68,3 +68,7 @@ def test_transfer_then_evaluation(stage_data, scratch_baseline):
     assert 0 <= metrics["pretrain"]["test_accuracy"] <= 1
     assert set(report["learning_curve_plots"].load()) == {f"{m}.png" for m in trained}
     assert metrics["transfer"]["test_examples"] == len(transfer_data["test_labels"])
+    ensembles = report["ensemble_models"].load()
+    assert list(ensembles) == (["ensemble"] if scratch_baseline else [])
+    if scratch_baseline:
+        assert 0 <= metrics["ensemble"]["val_accuracy"] <= 1

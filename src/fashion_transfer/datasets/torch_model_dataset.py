@@ -1,4 +1,5 @@
-"""Kedro dataset for FashionCNN models (or named collections of them) as PyTorch state dicts."""
+"""Kedro dataset for FashionCNN models and ensembles (or named collections of them) as PyTorch
+state dicts."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from typing import Any
 import torch
 from kedro.io import AbstractDataset, DatasetError
 
-from fashion_transfer.model import FashionCNN
+from fashion_transfer.model import FashionCNN, ImageClassifier, build_model
 
 
 class TorchModelDataset(AbstractDataset):
-    """Saves a `FashionCNN` (or a dict of them, by name) as its config and state dict, never as
-    a pickled module, and loads it back with `weights_only=True`. Writes go to a temporary
-    file that is renamed into place, so a failed save never damages the previous model."""
+    """Saves a `FashionCNN` or `ProbabilityEnsemble` (or a dict of them, by name) as its config
+    and state dict, never as a pickled module, and loads it back with `weights_only=True`.
+    Writes go to a temporary file that is renamed into place, so a failed save never damages
+    the previous model."""
 
     def __init__(
         self,
@@ -37,7 +39,7 @@ class TorchModelDataset(AbstractDataset):
     def _exists(self) -> bool:
         return self._filepath.is_file()
 
-    def _save(self, data: FashionCNN | dict[str, FashionCNN]) -> None:
+    def _save(self, data: ImageClassifier | dict[str, ImageClassifier]) -> None:
         if isinstance(data, dict):
             payload = {"models": {name: _to_payload(model) for name, model in data.items()}}
         else:
@@ -53,7 +55,7 @@ class TorchModelDataset(AbstractDataset):
         finally:
             Path(temp_name).unlink(missing_ok=True)
 
-    def _load(self) -> FashionCNN | dict[str, FashionCNN]:
+    def _load(self) -> ImageClassifier | dict[str, ImageClassifier]:
         if self._load_from:
             return _load_registered(self._load_from)
         if not self._filepath.is_file():
@@ -65,7 +67,7 @@ class TorchModelDataset(AbstractDataset):
             return _from_payload(payload)
         except Exception as error:
             raise DatasetError(
-                f"{self._filepath} is not a readable FashionCNN checkpoint ({error}). Delete it "
+                f"{self._filepath} is not a readable model checkpoint ({error}). Delete it "
                 f"and train the model again. {self._missing_hint}"
             ) from error
 
@@ -88,14 +90,20 @@ def _load_registered(model_uri: str) -> FashionCNN:
             f"{mlflow.get_tracking_uri()}: {error}. Register one with a full `kedro run`, or "
             "leave out pretrained_model_uri to use data/06_models/pretrain.pt."
         ) from error
+    if "members" in payload["config"]:
+        raise DatasetError(
+            f"{model_uri!r} is an ensemble of trained models, not one network whose layers can "
+            "be transferred. Give a pretrained model, e.g. "
+            "pretrained_model_uri=models:/fashion-mnist-pretrain@champion."
+        )
     return _from_payload(payload)
 
 
-def _to_payload(model: FashionCNN) -> dict:
+def _to_payload(model: ImageClassifier) -> dict:
     return {"config": model.config(), "state_dict": model.state_dict()}
 
 
-def _from_payload(payload: dict) -> FashionCNN:
-    model = FashionCNN(**payload["config"])
+def _from_payload(payload: dict) -> ImageClassifier:
+    model = build_model(payload["config"])
     model.load_state_dict(payload["state_dict"])
     return model.eval()

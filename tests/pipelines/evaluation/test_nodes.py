@@ -6,6 +6,7 @@ from matplotlib.figure import Figure
 from fashion_transfer.model import FashionCNN
 from fashion_transfer.pipelines.evaluation.nodes import (
     analyse_fit,
+    build_ensemble,
     compute_test_metrics,
     plot_confusion_matrices,
     plot_learning_curves,
@@ -100,7 +101,7 @@ def test_fit_verdicts_follow_the_documented_thresholds(history, verdict, trend):
 def test_summary_has_a_section_per_model_with_the_required_keys():
     metrics, _, _ = compute_test_metrics(_predictions())
     history = _history([0.95, 0.97, 0.98], [0.94, 0.96, 0.965], [0.3, 0.25, 0.24])
-    summary = summarise_metrics(metrics, analyse_fit({"m": history}, THRESHOLDS))
+    summary = summarise_metrics(metrics, analyse_fit({"m": history}, THRESHOLDS), {})
     assert {"test_accuracy", "macro_precision", "macro_recall", "macro_f1", "fit_verdict"} <= set(
         summary["m"]
     )
@@ -126,37 +127,48 @@ def _untrained(seed: int) -> FashionCNN:
 def test_ensemble_is_the_mean_of_transfer_and_scratch_probabilities(stage_data, ensemble):
     pretrain_data, transfer_data = stage_data
     transfer_model, scratch_model = _untrained(1), _untrained(2)
-    predictions = predict_test_sets(
-        _untrained(0),
+    ensembles, val_accuracy = build_ensemble(
         transfer_model,
         {"scratch": scratch_model},
-        pretrain_data,
         transfer_data,
         RUNTIME_PARAMS,
         {**THRESHOLDS, "ensemble": ensemble},
     )
+    predictions = predict_test_sets(
+        _untrained(0),
+        transfer_model,
+        {"scratch": scratch_model},
+        ensembles,
+        pretrain_data,
+        transfer_data,
+        RUNTIME_PARAMS,
+    )
     if not ensemble:
+        assert ensembles == {} and val_accuracy == {}
         assert list(predictions) == ["pretrain", "transfer", "scratch"]
         return
     assert list(predictions) == ["pretrain", "transfer", "scratch", "ensemble"]
     images = transfer_data["test_images"]
     expected = (predict_proba(transfer_model, images) + predict_proba(scratch_model, images)) / 2
-    np.testing.assert_allclose(predictions["ensemble"]["probabilities"], expected, rtol=1e-6)
+    np.testing.assert_allclose(predictions["ensemble"]["probabilities"], expected, rtol=1e-5)
     assert (predictions["ensemble"]["y_pred"] == expected.argmax(axis=1)).all()
     assert predictions["ensemble"]["class_names"] == transfer_data["class_names"]
     # The two members disagree somewhere, or the test could not tell the mean from either one.
     assert (predictions["transfer"]["y_pred"] != predictions["scratch"]["y_pred"]).any()
+    images = transfer_data["val_images"]
+    expected = (predict_proba(transfer_model, images) + predict_proba(scratch_model, images)) / 2
+    assert val_accuracy == {
+        "ensemble": pytest.approx((expected.argmax(axis=1) == transfer_data["val_labels"]).mean())
+    }
 
 
 def test_no_ensemble_without_a_scratch_baseline(stage_data):
-    pretrain_data, transfer_data = stage_data
-    predictions = predict_test_sets(
-        _untrained(0), _untrained(1), {}, pretrain_data, transfer_data, RUNTIME_PARAMS, THRESHOLDS
-    )
-    assert list(predictions) == ["pretrain", "transfer"]
+    _, transfer_data = stage_data
+    assert build_ensemble(_untrained(1), {}, transfer_data, RUNTIME_PARAMS, THRESHOLDS) == ({}, {})
 
 
-def test_summary_of_an_untrained_combination_has_test_metrics_only():
+def test_summary_of_an_untrained_combination_has_test_metrics_and_its_validation_accuracy():
     metrics, _, _ = compute_test_metrics(_predictions())
-    summary = summarise_metrics(metrics, {})
-    assert "test_accuracy" in summary["m"] and "fit_verdict" not in summary["m"]
+    summary = summarise_metrics(metrics, {}, {"m": 0.75})
+    assert summary["m"]["val_accuracy"] == 0.75 and "test_accuracy" in summary["m"]
+    assert "fit_verdict" not in summary["m"]

@@ -16,30 +16,51 @@ from sklearn.metrics import (
     confusion_matrix,
 )
 
-from fashion_transfer.model import FashionCNN
+from fashion_transfer.model import FashionCNN, ProbabilityEnsemble
 from fashion_transfer.params import EvaluationParams, RuntimeParams
 from fashion_transfer.training import predict_proba
+
+
+def build_ensemble(
+    transfer_model: FashionCNN,
+    baseline_models: dict[str, FashionCNN],
+    transfer_data: dict,
+    runtime: dict,
+    evaluation_params: dict,
+) -> tuple[dict[str, ProbabilityEnsemble], dict[str, float]]:
+    """Model `ensemble`, the mean of the transfer model's and the scratch baseline's class
+    probabilities (two differently trained networks whose errors partly differ), and its
+    validation accuracy, by which the registry judges it as it judges the trained models.
+    Both empty with `ensemble` off or no scratch baseline."""
+    if not (
+        EvaluationParams.model_validate(evaluation_params).ensemble and "scratch" in baseline_models
+    ):
+        return {}, {}
+    ensemble = ProbabilityEnsemble([transfer_model, baseline_models["scratch"]])
+    device = RuntimeParams.model_validate(runtime).device
+    probabilities = predict_proba(ensemble, transfer_data["val_images"], device)
+    val_accuracy = accuracy_score(transfer_data["val_labels"], probabilities.argmax(axis=1))
+    return {"ensemble": ensemble}, {"ensemble": float(val_accuracy)}
 
 
 def predict_test_sets(
     pretrain_model: FashionCNN,
     transfer_model: FashionCNN,
     baseline_models: dict[str, FashionCNN],
+    ensemble_models: dict[str, ProbabilityEnsemble],
     pretrain_data: dict,
     transfer_data: dict,
     runtime: dict,
-    evaluation_params: dict,
 ) -> dict[str, dict]:
-    """Each model's class probabilities on its stage's test set: the only use of the test set.
-    With `ensemble` on and a scratch baseline trained, also those of `ensemble`: the mean of
-    the transfer model's and the baseline's probabilities, two differently trained networks
-    whose errors partly differ."""
+    """Each model's class probabilities on its stage's test set: the only use of the test set."""
     device = RuntimeParams.model_validate(runtime).device
     jobs = {
         "pretrain": (pretrain_model, pretrain_data),
         "transfer": (transfer_model, transfer_data),
     }
-    jobs |= {name: (model, transfer_data) for name, model in baseline_models.items()}
+    jobs |= {
+        name: (model, transfer_data) for name, model in (baseline_models | ensemble_models).items()
+    }
     predictions = {}
     for name, (model, data) in jobs.items():
         probabilities = predict_proba(model, data["test_images"], device)
@@ -49,15 +70,6 @@ def predict_test_sets(
             "probabilities": probabilities,
             "class_names": data["class_names"],
             "images": data["test_images"],
-        }
-    if EvaluationParams.model_validate(evaluation_params).ensemble and "scratch" in predictions:
-        probabilities = (
-            predictions["transfer"]["probabilities"] + predictions["scratch"]["probabilities"]
-        ) / 2
-        predictions["ensemble"] = {
-            **predictions["transfer"],
-            "y_pred": probabilities.argmax(axis=1),
-            "probabilities": probabilities,
         }
     return predictions
 
@@ -165,12 +177,18 @@ def _fit_analysis(history: list[dict], thresholds) -> dict:
     }
 
 
-def summarise_metrics(test_metrics: dict[str, dict], fit_analysis: dict[str, dict]) -> dict:
-    """One section per model: test metrics and, for the models that were trained (not the
-    ensemble, which has no history), the fit verdict and the chosen epoch."""
+def summarise_metrics(
+    test_metrics: dict[str, dict],
+    fit_analysis: dict[str, dict],
+    ensemble_val_accuracy: dict[str, float],
+) -> dict:
+    """One section per model: test metrics, validation accuracy and, for the models that were
+    trained (not the ensemble, which has no history), the fit verdict and the chosen epoch."""
     summary = {}
     for name, metrics in test_metrics.items():
         summary[name] = dict(metrics)
+        if name in ensemble_val_accuracy:
+            summary[name]["val_accuracy"] = ensemble_val_accuracy[name]
         if name in fit_analysis:
             analysis = fit_analysis[name]
             summary[name] |= {

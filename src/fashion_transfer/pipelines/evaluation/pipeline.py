@@ -4,6 +4,7 @@ from fashion_transfer.tracking import final_metric_values
 
 from .nodes import (
     analyse_fit,
+    build_ensemble,
     collect_histories,
     compute_test_metrics,
     plot_confusion_matrices,
@@ -18,15 +19,27 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
+                build_ensemble,
+                inputs=[
+                    "transfer_model",
+                    "baseline_models",
+                    "transfer_data",
+                    "params:runtime",
+                    "params:evaluation",
+                ],
+                outputs=["ensemble_models", "ensemble_val_accuracy"],
+                name="build_ensemble",
+            ),
+            node(
                 predict_test_sets,
                 inputs=[
                     "pretrain_model",
                     "transfer_model",
                     "baseline_models",
+                    "ensemble_models",
                     "pretrain_data",
                     "transfer_data",
                     "params:runtime",
-                    "params:evaluation",
                 ],
                 outputs="test_predictions",
                 name="predict_test_sets",
@@ -51,7 +64,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 summarise_metrics,
-                inputs=["test_metrics", "fit_analysis"],
+                inputs=["test_metrics", "fit_analysis", "ensemble_val_accuracy"],
                 outputs="metrics",
                 name="summarise_metrics",
             ),

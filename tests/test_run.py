@@ -313,6 +313,20 @@ def test_predict_pipeline_classifies_a_folder_and_records_why_files_were_skipped
         assert 0 < rows.loc[name, "confidence"] <= 1
     assert rows.loc["grey.png", "label"] == data["source_classes"][data["test_labels"][0]]
 
+    # The same folder through the ensemble's champion: the same files, its own confidences.
+    result = kedro(
+        project,
+        "run",
+        "--pipeline",
+        "predict",
+        "--params",
+        f"predict_images={folder},predict_model=fashion-mnist-ensemble",
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    by_ensemble = pd.read_csv(project / "data" / "07_model_output" / "image_predictions.csv")
+    assert list(by_ensemble["file"]) == list(table["file"])
+    assert not np.allclose(by_ensemble["confidence"].dropna(), table["confidence"].dropna())
+
 
 def test_concurrent_runs_on_one_tracking_store_all_finish_and_keep_the_registry_consistent(
     project, first_run, tmp_path

@@ -160,6 +160,8 @@ class ProjectParams(_Strict):
     pretrained_model_uri: str | None = None
     # Only given on the command line: the folder `kedro run --pipeline predict` classifies.
     predict_images: str | None = None
+    # Only given on the command line: the registered model whose champion classifies them.
+    predict_model: str | None = None
 
 
 class ParameterError(ValueError):

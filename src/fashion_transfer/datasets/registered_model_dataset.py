@@ -1,0 +1,28 @@
+"""kedro-mlflow's MlflowModelRegistryDataset, with an error that says how to get the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+from kedro.io import DatasetError
+from kedro_mlflow.io.models import MlflowModelRegistryDataset
+from mlflow.exceptions import MlflowException
+
+
+class RegisteredModelDataset(MlflowModelRegistryDataset):
+    """Loads a registered model as kedro-mlflow does; when the registry has no such model or
+    alias, the error names the model URI and the store, and adds `missing_hint`."""
+
+    def __init__(self, *, missing_hint: str = "", **kwargs: Any):
+        super().__init__(**kwargs)
+        self._missing_hint = missing_hint
+
+    def _load(self) -> Any:
+        try:
+            return super()._load()
+        except MlflowException as error:
+            raise DatasetError(
+                f"The MLflow registry at {mlflow.get_registry_uri()} has no {self.model_uri} "
+                f"({error.message}). {self._missing_hint}"
+            ) from None

@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import pickle
-import signal
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fashion_transfer.model_server import free_port, start_model_server, wait_until_up
+from fashion_transfer.servers import free_port, start_model_server, stop_server, wait_until_up
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -92,18 +91,19 @@ def main() -> None:
     args = parser.parse_args()
 
     server, url = None, args.url
+    log_path = args.output.with_suffix(".server.log")
     if url is None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ}
         env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{PROJECT / 'mlruns' / 'mlflow.db'}")
-        server = start_model_server(args.model_uri, port, env, workers=2)
+        server = start_model_server(args.model_uri, port, env, log_path, workers=2)
     host, port = url.removeprefix("http://").split(":")
     if host not in ("127.0.0.1", "localhost"):
         sys.exit("the load test only targets a server on this machine (127.0.0.1)")
     try:
         try:
-            wait_until_up(url, server, 120)
+            wait_until_up(url, server, 120, log_path)
         except RuntimeError as error:
             sys.exit(str(error))
         mix = request_mix()
@@ -119,9 +119,8 @@ def main() -> None:
             ]
         elapsed = time.perf_counter() - started
     finally:
-        if server is not None and server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+        if server is not None:
+            stop_server(server)
 
     latencies = sorted(seconds for _, _, seconds in results)
     by_kind = Counter((kind, status) for kind, status, _ in results)

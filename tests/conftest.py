@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from fashion_transfer.datasets.idx_dataset import MAGIC
+from fashion_transfer.training import resolve_precision
 
 
 def idx_bytes(array: np.ndarray, kind: str) -> bytes:
@@ -79,7 +81,17 @@ TRAINING_PARAMS = {
     "weight_decay": 0.0,
     "seed": 0,
 }
-RUNTIME_PARAMS = {"device": "cpu", "num_threads": None}
+# Tests that compare numbers train in float32, the same on every CPU; the bfloat16 path has
+# its own tests (see NATIVE_BFLOAT16).
+RUNTIME_PARAMS = {"device": "cpu", "num_threads": None, "precision": "float32"}
+BFLOAT16_RUNTIME_PARAMS = {**RUNTIME_PARAMS, "precision": "bfloat16"}
+# bfloat16 results differ between CPUs that compute it natively and CPUs that emulate it (and
+# emulation is about ten times slower), so tests of bfloat16 figures run only where `auto`
+# would choose it, as a user's run would.
+NATIVE_BFLOAT16 = pytest.mark.skipif(
+    resolve_precision("auto", torch.device("cpu")) != "bfloat16",
+    reason="this CPU has no native bfloat16 (AVX512-BF16 or AMX): runs train in float32 here",
+)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

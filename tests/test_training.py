@@ -35,6 +35,8 @@ def test_fit_learns_and_records_history(stage_data):
 
 
 def test_bfloat16_training_learns_is_reproducible_and_returns_float32_weights(stage_data):
+    # Runs on every CPU: `precision: bfloat16` may be asked for where it is only emulated, and
+    # must work there too (slower); nothing here depends on how bfloat16 rounds.
     model, first = _fit(stage_data[0], precision="bfloat16")
     _, again = _fit(stage_data[0], precision="bfloat16")
     assert [r["train_loss"] for r in first] == [r["train_loss"] for r in again]
@@ -82,10 +84,12 @@ def test_fit_keeps_the_best_validation_epoch(stage_data, monkeypatch):
     assert not all(torch.equal(snapshots[2][k], v) for k, v in model.state_dict().items())
 
 
-def test_resolve_device():
-    assert training.resolve_device("cpu").type == "cpu"
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert training.resolve_device("auto").type == expected
+@pytest.mark.parametrize(("has_cuda", "expected"), [(True, "cuda"), (False, "cpu")])
+def test_auto_device_is_cuda_only_where_there_is_one(monkeypatch, has_cuda, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: has_cuda)
+    assert training.resolve_device("auto") == torch.device(expected)
+    assert training.resolve_device("cpu") == torch.device("cpu")
+    assert training.resolve_device("cuda:1") == torch.device("cuda", 1)
 
 
 def test_augmentation_keeps_shape_and_changes_images_per_sample():

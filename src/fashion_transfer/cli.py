@@ -19,13 +19,22 @@ from fashion_transfer.pipelines.ingestion.nodes import InputDataError
 USER_ERRORS = (DatasetError, ParameterError, InputDataError, InterpolationResolutionError)
 
 
+def _message(error: Exception) -> str:
+    """The error's own message; for one raised while OmegaConf resolved a parameter, that of
+    the project's ParameterError behind it, without OmegaConf's key dump."""
+    cause = error
+    while cause is not None and not isinstance(cause, ParameterError):
+        cause = cause.__cause__ or cause.__context__
+    return str(cause or error)
+
+
 class RunWithClearErrors(click.Command):
     def invoke(self, ctx: click.Context):
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             return super().invoke(ctx)
         except USER_ERRORS as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(_message(error)) from None
         except KeyboardInterrupt:
             # Kedro's error hooks see only Exceptions; without this MLflow's exit handler would
             # mark the run FINISHED. kedro-mlflow may have the run on the stack more than once.

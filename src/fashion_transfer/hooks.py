@@ -28,10 +28,16 @@ class ProjectHooks:
         self.project_path: Path | None = None
         self.training_precision: str | None = None
 
-    @hook_impl
+    # tryfirst: before kedro-mlflow opens the tracking store, so that bad parameters stop the
+    # run before MLflow does anything, and a new SQLite store is created by one run at a time.
+    @hook_impl(tryfirst=True)
     def after_context_created(self, context) -> None:
         self.params = validate_parameters(context.params)
         self.project_path = Path(context.project_path)
+        from fashion_transfer.registry import prepare_store
+        from fashion_transfer.settings import tracking_uri
+
+        prepare_store(tracking_uri())
         # Denormal floats (weights decaying towards zero late in training) can slow CPU
         # kernels down by orders of magnitude; flushing them to zero costs no accuracy.
         torch.set_flush_denormal(True)
@@ -56,10 +62,13 @@ class ProjectHooks:
         names = run_params.get("pipeline_names") or [run_params.get("pipeline_name")]
         pipeline_name = "+".join(name or "__default__" for name in names)
         commit, dirty = _git_state(self.project_path)
+        run_name = (
+            f"{pipeline_name} [{self.params.preset}] {time.strftime('%Y-%m-%d %H:%M:%S')} "
+            f"{commit[:7]}{'+dirty' if dirty else ''}"
+        )
         mlflow.set_tags(
             {
-                "mlflow.runName": f"{pipeline_name} [{self.params.preset}] "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S')} {commit[:7]}{'+dirty' if dirty else ''}",
+                "mlflow.runName": run_name,
                 "pipeline": pipeline_name,
                 "preset": self.params.preset,
                 "runtime.training_precision": self.training_precision,
@@ -68,16 +77,28 @@ class ProjectHooks:
                 "data_source": os.environ.get(SOURCE_ENV_VAR) or OFFICIAL_MIRROR,
             }
         )
-        # kedro-mlflow logs the parameters that nodes read; these steer the run from hooks.
+        # kedro-mlflow logs the parameters that nodes read; these steer the run from hooks
+        # and the catalog.
         registry = self.params.registry
-        mlflow.log_params(
-            {
-                "preset": self.params.preset,
-                "runtime.training_precision": self.training_precision,
-                "registry.register_models": registry.register_models,
-                "registry.alias": registry.alias,
-                **{f"registry.model_names.{k}": v for k, v in registry.model_names.items()},
-            }
+        steering = {
+            "preset": self.params.preset,
+            "runtime.training_precision": self.training_precision,
+            "registry.register_models": registry.register_models,
+            "registry.alias": registry.alias,
+            **{f"registry.model_names.{k}": v for k, v in registry.model_names.items()},
+        }
+        if uri := self.params.pretrained_model_uri:
+            steering["pretrained_model_uri"] = uri
+            if "pretrain_model" in pipeline.inputs():
+                logger.info("The pretrained model comes from the MLflow registry: %s", uri)
+        mlflow.log_params(steering)
+        run = mlflow.active_run().info
+        logger.info(
+            "MLflow run %s (%s) in experiment %s of %s",
+            run.run_id,
+            run_name,
+            run.experiment_id,
+            mlflow.get_tracking_uri(),
         )
 
     # tryfirst: register while kedro-mlflow still holds the run open (it ends it afterwards).

@@ -167,19 +167,23 @@ class ProjectParams(_Strict):
 class ParameterError(ValueError):
     """Parameters that fail the schema; the message lists every problem and where to fix it."""
 
+    def __init__(self, problems: list[str]):
+        super().__init__(
+            f"Invalid parameters: {'; '.join(problems)}. Fix them in conf/base/parameters_*.yml "
+            "or in the --params option of kedro run; nothing was trained."
+        )
+
 
 def validate_parameters(params: dict) -> ProjectParams:
     try:
         return ProjectParams.model_validate(params)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in issue['loc']) or 'parameters'}: {issue['msg']}"
-            f" (got {issue['input']!r})"
-            if issue["type"] != "missing"
-            else f"{'.'.join(str(part) for part in issue['loc'])}: missing"
-            for issue in error.errors()
-        )
         raise ParameterError(
-            f"Invalid parameters: {problems}. Fix them in conf/base/parameters_*.yml or in the "
-            "--params option of kedro run; nothing was trained."
+            [
+                f"{'.'.join(str(part) for part in issue['loc']) or 'parameters'}: {issue['msg']}"
+                f" (got {issue['input']!r})"
+                if issue["type"] != "missing"
+                else f"{'.'.join(str(part) for part in issue['loc'])}: missing"
+                for issue in error.errors()
+            ]
         ) from None

@@ -103,6 +103,18 @@ def registry_lock(registry_uri: str) -> FileLock:
     return FileLock(Path(tempfile.gettempdir()) / f"fashion-transfer-registry-{digest}.lock")
 
 
+def prepare_store(tracking_uri: str) -> None:
+    """Create a SQLite tracking store's tables, one process at a time: two runs that both
+    find no store would otherwise both run MLflow's schema migrations, and one of them fails
+    ("table _alembic_tmp_params already exists"). A store that exists costs one query."""
+    if urlparse(tracking_uri).scheme != "sqlite":
+        return
+    lock = registry_lock(tracking_uri)
+    Path(lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
+    with lock:
+        mlflow.MlflowClient(tracking_uri, tracking_uri).search_experiments(max_results=1)
+
+
 def promote_if_better(
     client: mlflow.MlflowClient, name: str, version: str, metrics: dict, alias: str
 ) -> tuple[bool, str]:

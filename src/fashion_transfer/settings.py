@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from fashion_transfer.hooks import ProjectHooks, RunLockHooks, TimingHooks
+from fashion_transfer.params import ParameterError
 
 
 def tracking_uri() -> str:
@@ -20,7 +21,7 @@ def preset(section: str, *, _root_) -> dict:
     (parameters_presets.yml), so `--params preset=accurate` switches a whole recipe."""
     name, presets = _root_["preset"], _root_["presets"]
     if name not in presets:
-        raise ValueError(f"unknown preset {name!r}; valid presets: {sorted(presets)}")
+        raise ParameterError([f"preset: unknown preset {name!r}; valid presets: {sorted(presets)}"])
     # A DictConfig, not a plain dict (OmegaConf warns about it): only a DictConfig lets a
     # single --params value such as pretrain.epochs=3 merge into the preset's section.
     return presets[name][section]

@@ -52,16 +52,35 @@ def test_file_holds_tensors_not_pickled_modules(tmp_path):
 def test_missing_model_says_what_to_run(tmp_path):
     dataset = TorchModelDataset(
         filepath=str(tmp_path / "pretrain.pt"),
-        missing_hint="Train it first with `kedro run --pipeline pretrain`.",
+        remedy="Train it with `kedro run --pipeline pretrain`.",
     )
     with pytest.raises(DatasetError, match="kedro run --pipeline pretrain"):
         dataset.load()
 
 
-def test_unreadable_file_gets_clear_error(tmp_path):
+@pytest.mark.parametrize(
+    "content",
+    [b"not a checkpoint", bytes(range(256)) * 40, b""],
+    ids=["text", "random-bytes", "empty"],
+)
+def test_unreadable_file_says_what_is_wrong_and_how_to_replace_it(tmp_path, content):
     path = tmp_path / "m.pt"
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(DatasetError, match="not a readable model checkpoint"):
+    path.write_bytes(content)
+    dataset = TorchModelDataset(filepath=str(path), remedy="Train it with `kedro run`.")
+    with pytest.raises(DatasetError) as raised:
+        dataset.load()
+    message = str(raised.value)
+    assert f"{path} is not a model checkpoint written by this project" in message
+    assert "Train it with `kedro run`. The new model replaces the file." in message
+    # PyTorch's hint to retry with weights_only=False is dangerous advice for a foreign file.
+    assert "weights_only" not in message
+    assert raised.value.__cause__ is None
+
+
+def test_a_pickled_module_is_refused_without_running_it(tmp_path):
+    path = tmp_path / "m.pt"
+    torch.save(FashionCNN("seed", 5), path)  # a whole pickled module, as some tools save
+    with pytest.raises(DatasetError, match="not a model checkpoint written by this project"):
         TorchModelDataset(filepath=str(path)).load()
 
 

@@ -18,18 +18,19 @@ class TorchModelDataset(AbstractDataset):
     """Saves a `FashionCNN` or `ProbabilityEnsemble` (or a dict of them, by name) as its config
     and state dict, never as a pickled module, and loads it back with `weights_only=True`.
     Writes go to a temporary file that is renamed into place, so a failed save never damages
-    the previous model."""
+    the previous model. `remedy` tells the user how to make the model when the file is missing
+    or unreadable."""
 
     def __init__(
         self,
         *,
         filepath: str,
-        missing_hint: str = "",
+        remedy: str = "",
         load_from: str | None = None,
         metadata: dict[str, Any] | None = None,
     ):
         self._filepath = Path(filepath)
-        self._missing_hint = missing_hint
+        self._remedy = remedy
         self._load_from = load_from
         self.metadata = metadata
 
@@ -59,17 +60,20 @@ class TorchModelDataset(AbstractDataset):
         if self._load_from:
             return _load_registered(self._load_from)
         if not self._filepath.is_file():
-            raise DatasetError(f"There is no saved model at {self._filepath}. {self._missing_hint}")
+            raise DatasetError(f"There is no saved model at {self._filepath}. {self._remedy}")
         try:
             payload = torch.load(self._filepath, map_location="cpu", weights_only=True)
             if "models" in payload:
                 return {name: _from_payload(entry) for name, entry in payload["models"].items()}
             return _from_payload(payload)
         except Exception as error:
+            # PyTorch's own message suggests weights_only=False, which would run whatever code
+            # a foreign file holds: not advice to pass on.
             raise DatasetError(
-                f"{self._filepath} is not a readable model checkpoint ({error}). Delete it "
-                f"and train the model again. {self._missing_hint}"
-            ) from error
+                f"{self._filepath} is not a model checkpoint written by this project (it is "
+                f"damaged, truncated or another kind of file; {type(error).__name__}), so it "
+                f"was not loaded. {self._remedy} The new model replaces the file."
+            ) from None
 
 
 def _load_registered(model_uri: str) -> FashionCNN:

@@ -1,0 +1,113 @@
+"""Start the project's servers (`mlflow models serve`, `mlflow server`, ...) on 127.0.0.1,
+wait until they answer and stop them: used by the tests, the benchmarks and team mode."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def environment_bin() -> str:
+    """The folder of this Python's console scripts (mlflow, uvicorn, kedro)."""
+    return str(Path(sys.executable).parent)
+
+
+def start_server(
+    command: list[str], log_path: Path, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.Popen:
+    """`command` in its own process group (so that stop_server reaches its workers too), its
+    output in `log_path`. The environment's bin folder goes first on PATH: `mlflow models
+    serve` and `mlflow server` start uvicorn or gunicorn from there."""
+    path = f"{environment_bin()}{os.pathsep}{env.get('PATH', '')}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env={**env, "PATH": path},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def start_model_server(
+    model_uri: str,
+    port: int,
+    env: dict[str, str],
+    log_path: Path,
+    cwd: Path | None = None,
+    workers: int = 1,
+) -> subprocess.Popen:
+    """`mlflow models serve` for a registered model, with the project's environment."""
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
+    command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    return start_server(command + ["--workers", str(workers)], log_path, env, cwd)
+
+
+def log_tail(log_path: Path | None, lines: int = 30) -> str:
+    if log_path is None or not log_path.exists():
+        return ""
+    tail = log_path.read_text(errors="replace").splitlines()[-lines:]
+    return f"\nLast lines of {log_path}:\n" + "\n".join(tail)
+
+
+def wait_until_up(
+    url: str,
+    server: subprocess.Popen | None,
+    seconds: float,
+    log_path: Path | None = None,
+    path: str = "/ping",
+) -> None:
+    """Return once `url` + `path` answers (any HTTP status counts: the server is up); raise
+    RuntimeError, with the end of the server's log, if it exits or does not answer in time."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}{path}", timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if server is not None and server.poll() is not None:
+                raise RuntimeError(
+                    f"the server for {url} exited with code {server.returncode} before it "
+                    f"answered.{log_tail(log_path)}"
+                ) from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the server did not answer {url}{path} within {seconds:.0f} s."
+                    f"{log_tail(log_path)}"
+                ) from None
+            time.sleep(0.5)
+
+
+def stop_server(server: subprocess.Popen, grace: float = 15) -> None:
+    """SIGTERM to the server's process group, then SIGKILL if it has not exited after `grace`
+    seconds; returns once it has exited."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 30)):
+        if server.poll() is not None:
+            return
+        try:
+            os.killpg(server.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            server.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        return

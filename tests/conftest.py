@@ -129,3 +129,24 @@ def stage_data(fashion_mnist):
     from fashion_transfer.pipelines.split.nodes import split_stages
 
     return split_stages(fashion_mnist, SPLIT_PARAMS)
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory) -> Path:
+    """A scratch copy of the project that the end-to-end tests share (tests/e2e.py)."""
+    from tests.e2e import copy_project
+
+    return copy_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture(scope="session")
+def first_run(project):
+    """The one small end-to-end run that the end-to-end tests share: a transfer run with no
+    pretrained model fails first; then a full run on a small slice succeeds."""
+    from tests.e2e import SMALL_SLICE, kedro
+
+    failed = kedro(project, "run", "--pipeline", "transfer", "--params", SMALL_SLICE)
+    result = kedro(project, "run", "--params", SMALL_SLICE)
+    assert result.returncode == 0, result.output[-5000:]
+    assert len(failed.runs) == 1 and len(result.runs) == 1
+    return failed, result

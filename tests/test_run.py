@@ -1,21 +1,18 @@
 """End to end: `kedro run` as a user runs it, in a scratch copy of the project (its own data/
-and MLflow store in mlruns/), on a small slice of the real data.
-
-Runs are found by the run ids each command adds to the store, never by their position, so
-that every test finds what it checks whatever ran before it."""
+and MLflow store in mlruns/), on a small slice of the real data (tests/e2e.py). Runs are found
+by the run ids each command adds to the store, so that every test finds what it checks
+whatever ran before it."""
 
 from __future__ import annotations
 
 import json
 import os
 import pickle
-import shutil
 import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -30,125 +27,20 @@ from fashion_transfer.datasets.idx_dataset import OFFICIAL_MIRROR
 from fashion_transfer.servers import free_port, start_model_server, stop_server, wait_until_up
 from fashion_transfer.serving import to_model_image
 from fashion_transfer.training import resolve_device, resolve_precision
-from tests.conftest import PROJECT_ROOT
-
-SMALL_SLICE = (
-    "split.max_examples_per_stage=1500,pretrain.epochs=2,transfer.epochs=2,"
-    "transfer.fine_tune_epochs=1"
+from tests.e2e import (
+    MODELS,
+    SMALL_SLICE,
+    assert_user_error,
+    client_of,
+    copy_project,
+    kedro,
+    kedro_env,
+    new_runs,
+    run_ids,
+    store,
+    version_counts,
+    versions_of,
 )
-MODELS = ("fashion-mnist-pretrain", "fashion-mnist-transfer", "fashion-mnist-ensemble")
-EXPERIMENT = "fashion-mnist-transfer"
-
-
-def _data_source() -> str | None:
-    """FASHION_MNIST_SOURCE as given (made absolute), else the project's own raw files, else
-    nothing: the run then downloads from the official mirror, as a user's would."""
-    source = os.environ.get("FASHION_MNIST_SOURCE")
-    if source:
-        return source if "://" in source else str(Path(source).resolve())
-    raw = PROJECT_ROOT / "data" / "01_raw"
-    return str(raw) if (raw / "train-images-idx3-ubyte.gz").exists() else None
-
-
-def copy_project(root: Path) -> Path:
-    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
-    shutil.copytree(
-        PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    return copy_project(tmp_path_factory.mktemp("project"))
-
-
-def kedro_env() -> dict[str, str]:
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
-        env.pop(variable, None)  # the scratch project keeps its own store
-    env.pop("FASHION_MNIST_SOURCE", None)
-    if source := _data_source():
-        env["FASHION_MNIST_SOURCE"] = source
-    env["COLUMNS"] = "250"  # log lines unwrapped, so that tests can wait for one
-    return env
-
-
-def store(project: Path) -> str:
-    return f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
-
-
-def client_of(project: Path) -> mlflow.MlflowClient:
-    return mlflow.MlflowClient(tracking_uri=store(project), registry_uri=store(project))
-
-
-def run_ids(project: Path) -> set[str]:
-    if not (project / "mlruns" / "mlflow.db").exists():
-        return set()
-    client = client_of(project)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        return set()
-    return {run.info.run_id for run in client.search_runs([experiment.experiment_id])}
-
-
-@dataclass
-class Result:
-    returncode: int
-    output: str
-    runs: list  # the MLflow runs this command added, oldest first
-
-
-def kedro(project: Path, *args: str, timeout: float = 600, env: dict | None = None) -> Result:
-    before = run_ids(project)
-    completed = subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        cwd=project,
-        env=env or kedro_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return Result(
-        completed.returncode, completed.stdout + completed.stderr, new_runs(project, before)
-    )
-
-
-def new_runs(project: Path, before: set[str]) -> list:
-    client = client_of(project)
-    runs = [client.get_run(run_id) for run_id in run_ids(project) - before]
-    return sorted(runs, key=lambda run: run.info.start_time)
-
-
-def versions_of(project: Path, run) -> dict[str, object]:
-    """The model versions a run registered, by registered model name."""
-    found = client_of(project).search_model_versions(f"run_id='{run.info.run_id}'")
-    return {version.name: version for version in found}
-
-
-def version_counts(project: Path) -> dict[str, int]:
-    client = client_of(project)
-    return {name: len(client.search_model_versions(f"name='{name}'")) for name in MODELS}
-
-
-@pytest.fixture(scope="module")
-def first_run(project):
-    """A transfer run with no pretrained model fails first; then a full run succeeds."""
-    failed = kedro(project, "run", "--pipeline", "transfer", "--params", SMALL_SLICE)
-    result = kedro(project, "run", "--params", SMALL_SLICE)
-    assert result.returncode == 0, result.output[-5000:]
-    assert len(failed.runs) == 1 and len(result.runs) == 1
-    return failed, result
-
-
-def assert_user_error(result: Result, *expected: str) -> None:
-    """A failed command that ends in a one-paragraph `Error:`, never a traceback."""
-    assert result.returncode != 0
-    for text in expected:
-        assert text in result.output, result.output[-3000:]
-    assert "Traceback" not in result.output and "╭─" not in result.output
 
 
 def test_transfer_without_pretrained_model_says_to_pretrain_first(project, first_run):

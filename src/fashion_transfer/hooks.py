@@ -3,6 +3,7 @@ and tag each MLflow run, and register the models of a successful run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import mlflow
 import torch
-from filelock import FileLock, Timeout
+from filelock import ReadWriteLock, Timeout
 from kedro.framework.hooks import hook_impl
+from kedro.io import DatasetError
 
 from fashion_transfer.datasets.idx_dataset import OFFICIAL_MIRROR, SOURCE_ENV_VAR
 from fashion_transfer.params import ProjectParams, validate_parameters
+from fashion_transfer.pipeline_registry import READ_ONLY_PIPELINES
 from fashion_transfer.training import resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -146,42 +149,74 @@ class ProjectHooks:
 
 
 class RunLockHooks:
-    """One `kedro run` at a time per project: a run reads back what it wrote to data/ (the
-    stage datasets, the pretrained model), so a second run started meanwhile waits for the
-    first to finish instead of mixing its files with the other's. The lock is an OS file
-    lock, released when the run ends or its process dies, so it never needs clearing by hand.
-    """
+    """One writer per project at a time: a run reads back what it wrote to data/ (the stage
+    datasets, the pretrained model), so a second run started meanwhile waits for the first to
+    finish instead of mixing its files with the other's. Read-only pipelines (tuning) share
+    the lock with each other, and hold it only until they have loaded what they read. The
+    lock lives in an SQLite file and is released when the run ends or its process dies, so it
+    never needs clearing by hand."""
 
     def __init__(self) -> None:
-        self.lock: FileLock | None = None
+        self.lock: ReadWriteLock | None = None
+        self.unread: set[str] = set()
 
     @hook_impl
     def after_context_created(self, context) -> None:
         folder = Path(context.project_path) / "data"
         folder.mkdir(exist_ok=True)
-        self.lock = FileLock(folder / ".kedro-run.lock")
+        self.lock = ReadWriteLock(folder / ".kedro-run.lock", is_singleton=False)
 
     # tryfirst: before kedro-mlflow opens the MLflow run, so a waiting run does not show as
     # running in the MLflow UI.
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        names = set(run_params.get("pipeline_names") or [run_params.get("pipeline_name")])
+        reader = bool(names) and names <= READ_ONLY_PIPELINES
+        if reader:
+            self.unread = {name for name in pipeline.inputs() if not name.startswith("params:")}
+            _check_inputs_exist(self.unread, catalog, names)
+        acquire = self.lock.acquire_read if reader else self.lock.acquire_write
         try:
-            self.lock.acquire(timeout=0)
+            acquire(timeout=0)
         except Timeout:
             logger.warning(
-                "Another kedro run of this project is using data/; waiting for it to finish "
+                "Another kedro run of this project is %s data/; waiting for it to finish "
                 "(lock file %s).",
+                "writing" if reader else "using",
                 self.lock.lock_file,
             )
-            self.lock.acquire()
+            acquire()
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data, node) -> None:
+        if self.unread:
+            self.unread.discard(dataset_name)
+            if not self.unread:  # a reader has loaded all it reads: writers may go on
+                self._release()
 
     @hook_impl(trylast=True)
     def after_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
-        self.lock.release()
+        self._release()
 
     @hook_impl(trylast=True)
     def on_pipeline_error(self, error, run_params: dict, pipeline, catalog) -> None:
-        self.lock.release()
+        self._release()
+
+    def _release(self) -> None:
+        with contextlib.suppress(RuntimeError):  # not held (any more)
+            self.lock.release()
+
+
+def _check_inputs_exist(inputs: set[str], catalog, pipelines: set[str]) -> None:
+    """A read-only pipeline reads what a full `kedro run` made: say so before anything
+    runs if it is missing."""
+    missing = sorted(name for name in inputs if not catalog.exists(name))
+    if missing:
+        raise DatasetError(
+            f"The {' and '.join(sorted(pipelines))} pipeline reads {', '.join(missing)}, which "
+            "this project has not made yet. Run `kedro run` (or `make run`) first; a smaller "
+            "run such as `kedro run --params split.max_examples_per_stage=2000` also makes them."
+        )
 
 
 class TimingHooks:

@@ -20,6 +20,8 @@ from pydantic import (
 from fashion_transfer.model import ARCHITECTURES
 
 NUM_CLASSES = 10
+# `--params preset=tuned`: the best recipe of a tuning study (fashion_transfer.tuning).
+TUNED_PRESET = "tuned"
 
 
 class _Strict(BaseModel):
@@ -145,6 +147,106 @@ class RegistryParams(_Strict):
     model_names: dict[Literal["pretrain", "transfer", "ensemble"], str]
 
 
+class SearchDimension(_Strict):
+    """The range of one recipe key in a tuning study: a float (on a log scale with `log`),
+    an int, or one of `choices`."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[bool | int | float | str | None] | None = None
+
+    @model_validator(mode="after")
+    def _a_real_range(self) -> SearchDimension:
+        if self.type == "categorical":
+            if not self.choices or self.low is not None or self.high is not None:
+                raise ValueError("a categorical dimension takes a non-empty list of choices only")
+            return self
+        if self.low is None or self.high is None or self.choices is not None:
+            raise ValueError(f"a {self.type} dimension takes low and high, not choices")
+        if not self.low < self.high:
+            raise ValueError(f"the range [{self.low}, {self.high}] is empty: low must be < high")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range must start above 0, not at {self.low}")
+        if self.type == "int" and not (self.low.is_integer() and self.high.is_integer()):
+            raise ValueError(f"an int range needs whole bounds, not [{self.low}, {self.high}]")
+        return self
+
+    def extremes(self) -> list:
+        """The values a trial can reach at the edges of the range: each choice, or low and
+        high, which are checked against the recipe's schema before a study starts."""
+        if self.type == "categorical":
+            return list(self.choices)
+        if self.type == "int":
+            return [int(self.low), int(self.high)]
+        return [self.low, self.high]
+
+
+class PrunerParams(_Strict):
+    # median: stop a trial whose best validation accuracy so far is below the median of the
+    # earlier trials at the same epoch; hyperband: successive halving over epochs.
+    type: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(default=5, ge=0)  # trials never pruned, to set the median
+    n_warmup_steps: int = Field(default=2, ge=0)  # epochs of each trial never pruned
+
+
+class TuneParams(_Strict):
+    stage: Literal["transfer", "pretrain"] = "transfer"
+    n_trials: PositiveInt
+    timeout_minutes: PositiveFloat | None = None
+    study_name: str | None = None
+    sampler_seed: int | None = 0
+    storage: str = Field(min_length=1)
+    pruner: PrunerParams = PrunerParams()
+    heartbeat_interval: PositiveInt | None = 60
+    grace_period: PositiveInt | None = 180
+    max_retry: int = Field(default=1, ge=0)
+    search_space: dict[Literal["transfer", "pretrain"], dict[str, SearchDimension]]
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> TuneParams:
+        space = self.search_space.get(self.stage)
+        if not space:
+            raise ValueError(f"search_space.{self.stage} is empty: give it at least one key")
+        known = recipe_keys(TransferParams if self.stage == "transfer" else TrainingParams)
+        unknown = sorted(set(space) - known)
+        if unknown:
+            raise ValueError(
+                f"search_space.{self.stage} has keys {unknown} that are not in the "
+                f"{self.stage} recipe; valid keys: {sorted(known)}"
+            )
+        return self
+
+    def name_for(self, preset: str) -> str:
+        return self.study_name or f"{self.stage}-{preset}"
+
+
+def recipe_keys(schema: type[BaseModel]) -> set[str]:
+    """Every key of a training recipe, dotted for the augmentation's own keys."""
+    keys = set()
+    for name, field in schema.model_fields.items():
+        nested = [arg for arg in getattr(field.annotation, "__args__", ()) if arg is not None]
+        if any(isinstance(arg, type) and issubclass(arg, BaseModel) for arg in nested):
+            keys |= {f"{name}.{sub}" for sub in AugmentationParams.model_fields}
+        else:
+            keys.add(name)
+    return keys
+
+
+def with_values(recipe: dict, values: dict) -> dict:
+    """A copy of `recipe` with dotted keys set (`augmentation.crop_padding`), creating the
+    augmentation section where the recipe has none."""
+    updated = {**recipe}
+    for key, value in values.items():
+        section, _, sub = key.partition(".")
+        if sub:
+            updated[section] = {**(updated.get(section) or {}), sub: value}
+        else:
+            updated[section] = value
+    return updated
+
+
 class ProjectParams(_Strict):
     preset: str
     presets: dict[str, dict]
@@ -155,6 +257,7 @@ class ProjectParams(_Strict):
     evaluation: EvaluationParams
     runtime: RuntimeParams
     registry: RegistryParams
+    tune: TuneParams
     # Only given on the command line (`--params pretrained_model_uri=models:/...`): the
     # catalog then loads the pretrained model from the MLflow registry, not data/06_models.
     pretrained_model_uri: str | None = None
@@ -162,6 +265,29 @@ class ProjectParams(_Strict):
     predict_images: str | None = None
     # Only given on the command line: the registered model whose champion classifies them.
     predict_model: str | None = None
+
+    @model_validator(mode="after")
+    def _search_space_fits_the_recipe(self) -> ProjectParams:
+        """Each edge of the tuning ranges, set in this run's recipe of the tuned stage, must
+        make a valid recipe: a range that reaches, say, label_smoothing 1.5 is an error
+        before the study starts, not a failed trial in the middle of it."""
+        stage = self.tune.stage
+        recipe = getattr(self, stage)
+        schema = type(recipe)
+        problems = []
+        for key, dimension in self.tune.search_space[stage].items():
+            for value in dimension.extremes():
+                try:
+                    schema.model_validate(with_values(recipe.model_dump(), {key: value}))
+                except ValidationError as error:
+                    reason = "; ".join(issue["msg"] for issue in error.errors())
+                    problems.append(f"{key}={value!r} ({reason})")
+        if problems:
+            raise ValueError(
+                f"tune.search_space.{stage} reaches values the {stage} recipe refuses: "
+                + ", ".join(problems)
+            )
+        return self
 
 
 class ParameterError(ValueError):
@@ -178,12 +304,15 @@ def validate_parameters(params: dict) -> ProjectParams:
     try:
         return ProjectParams.model_validate(params)
     except ValidationError as error:
-        raise ParameterError(
-            [
-                f"{'.'.join(str(part) for part in issue['loc']) or 'parameters'}: {issue['msg']}"
-                f" (got {issue['input']!r})"
-                if issue["type"] != "missing"
-                else f"{'.'.join(str(part) for part in issue['loc'])}: missing"
-                for issue in error.errors()
-            ]
-        ) from None
+        raise ParameterError([_problem(issue) for issue in error.errors()]) from None
+
+
+def _problem(issue: dict) -> str:
+    """One schema problem as `where: what (got value)`; a whole section is not quoted back."""
+    where = ".".join(str(part) for part in issue["loc"]) or "parameters"
+    if issue["type"] == "missing":
+        return f"{where}: missing"
+    message = issue["msg"].removeprefix("Value error, ")
+    if isinstance(issue["input"], dict | list) and len(repr(issue["input"])) > 80:
+        return f"{where}: {message}"
+    return f"{where}: {message} (got {issue['input']!r})"

@@ -5,7 +5,19 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from fashion_transfer.pipelines import evaluation, ingestion, predict, pretrain, split, transfer
+from fashion_transfer.pipelines import (
+    evaluation,
+    ingestion,
+    predict,
+    pretrain,
+    split,
+    transfer,
+    tune,
+)
+
+# Pipelines that only read the stage data and models of data/: several can run at once, and
+# a `kedro run` that writes them waits until they have loaded what they read.
+READ_ONLY_PIPELINES = {"tune"}
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -23,4 +35,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["__default__"] = data + sum(stages.values(), Pipeline([]))
     # Not part of the default run: it needs a registered champion and images to classify.
     pipelines["predict"] = predict.create_pipeline()
+    # Not part of the default run either: studies that read the stage data and models a run
+    # made, and write only their own reports.
+    pipelines["tune"] = tune.create_pipeline()
     return pipelines

@@ -2,10 +2,13 @@
 points MLflow at the project's local store unless MLFLOW_TRACKING_URI says otherwise."""
 
 import os
+import warnings
 from pathlib import Path
 
+from omegaconf import DictConfig, OmegaConf
+
 from fashion_transfer.hooks import ProjectHooks, RunLockHooks, TimingHooks
-from fashion_transfer.params import ParameterError
+from fashion_transfer.params import TUNED_PRESET, ParameterError
 
 
 def tracking_uri() -> str:
@@ -16,16 +19,27 @@ def tracking_uri() -> str:
     )
 
 
-def preset(section: str, *, _root_) -> dict:
+def preset(section: str, *, _root_) -> DictConfig:
     """`${preset:pretrain}`: that section of the preset named by the `preset` parameter
     (parameters_presets.yml), so `--params preset=accurate` switches a whole recipe."""
     name, presets = _root_["preset"], _root_["presets"]
+    if name == TUNED_PRESET:  # the best recipe of the tuning study, on top of `default`
+        from fashion_transfer.tuning import best_recipe
+
+        tune = OmegaConf.to_container(_root_["tune"], resolve=True)
+        sections = best_recipe(tune, OmegaConf.to_container(presets, resolve=True))
+        return OmegaConf.create(sections[section])
     if name not in presets:
-        raise ParameterError([f"preset: unknown preset {name!r}; valid presets: {sorted(presets)}"])
+        valid = sorted([*presets, TUNED_PRESET])
+        raise ParameterError([f"preset: unknown preset {name!r}; valid presets: {valid}"])
     # A DictConfig, not a plain dict (OmegaConf warns about it): only a DictConfig lets a
     # single --params value such as pretrain.epochs=3 merge into the preset's section.
     return presets[name][section]
 
+
+# Kedro's config loader and kedro-mlflow still register their resolvers with OmegaConf's
+# deprecated register_new_resolver(); the warning is theirs to act on, not the user's.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
 
 HOOKS = (RunLockHooks(), ProjectHooks(), TimingHooks())
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -110,6 +112,14 @@ def augment(images: torch.Tensor, config: AugmentationParams, generator) -> torc
     return images
 
 
+class TrainingDivergedError(ValueError):
+    """The training loss stopped being a number: the recipe (learning rate, most often) does
+    not train this model."""
+
+
+EpochCallback = Callable[[dict], None]
+
+
 def fit(
     model: nn.Module,
     stage_data: dict,
@@ -119,11 +129,14 @@ def fit(
     first_epoch: int = 1,
     accuracy_to_beat: float = -1.0,
     precision: str = "auto",
+    on_epoch_end: EpochCallback | None = None,
 ) -> tuple[nn.Module, list[dict]]:
     """Train `model` on a stage's train split for `config.epochs` epochs and return it with
     the weights of its best validation-accuracy epoch (or unchanged, if no epoch beats
     `accuracy_to_beat`), and the per-epoch history, numbered from `first_epoch`. The images
-    may also be tensors already computed by frozen layers in front of `model`."""
+    may also be tensors already computed by frozen layers in front of `model`.
+    `on_epoch_end` sees each epoch's history row; it may stop training by raising (tuning
+    prunes hopeless trials that way)."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     target = resolve_device(device)
@@ -170,6 +183,12 @@ def fit(
             "val_accuracy": val_accuracy,
             "seconds": time.perf_counter() - started,
         }
+        if not math.isfinite(record["train_loss"]):
+            raise TrainingDivergedError(
+                f"{name}: the training loss became {record['train_loss']} in epoch {epoch}, so "
+                f"the weights are no longer numbers. Lower the learning rate (now "
+                f"{config.learning_rate:g}) and run again."
+            )
         history.append(record)
         logger.info(
             "%s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s",
@@ -184,6 +203,8 @@ def fit(
         )
         if val_accuracy > best_accuracy:
             best_accuracy, best_state = val_accuracy, copy.deepcopy(model.state_dict())
+        if on_epoch_end:
+            on_epoch_end(record)
     model.load_state_dict(best_state)
     return model.to("cpu", memory_format=torch.contiguous_format), history
 

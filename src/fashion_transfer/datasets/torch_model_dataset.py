@@ -38,7 +38,8 @@ class TorchModelDataset(AbstractDataset):
         return {"filepath": str(self._filepath), "load_from": self._load_from}
 
     def _exists(self) -> bool:
-        return self._filepath.is_file()
+        # A registered model is looked up when loaded, with its own error if it is missing.
+        return bool(self._load_from) or self._filepath.is_file()
 
     def _save(self, data: ImageClassifier | dict[str, ImageClassifier]) -> None:
         if isinstance(data, dict):

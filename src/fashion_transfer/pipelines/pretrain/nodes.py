@@ -6,11 +6,15 @@ import torch
 
 from fashion_transfer.model import FashionCNN
 from fashion_transfer.params import ModelParams, RuntimeParams, TrainingParams
-from fashion_transfer.training import fit
+from fashion_transfer.training import EpochCallback, fit
 
 
 def pretrain(
-    pretrain_data: dict, model_params: dict, training_params: dict, runtime: dict
+    pretrain_data: dict,
+    model_params: dict,
+    training_params: dict,
+    runtime: dict,
+    on_epoch_end: EpochCallback | None = None,
 ) -> tuple[FashionCNN, list[dict]]:
     architecture = ModelParams.model_validate(model_params).architecture
     training = TrainingParams.model_validate(training_params)
@@ -22,5 +26,11 @@ def pretrain(
         mirror_average=training.mirror_average,
     )
     return fit(
-        model, pretrain_data, training, settings.device, "pretrain", precision=settings.precision
+        model,
+        pretrain_data,
+        training,
+        settings.device,
+        "pretrain",
+        precision=settings.precision,
+        on_epoch_end=on_epoch_end,
     )

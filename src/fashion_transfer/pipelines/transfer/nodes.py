@@ -8,15 +8,24 @@ import torch
 
 from fashion_transfer.model import FashionCNN
 from fashion_transfer.params import RuntimeParams, TrainingParams, TransferParams
-from fashion_transfer.training import encode, fit
+from fashion_transfer.training import EpochCallback, encode, fit
 
 
 def transfer(
-    pretrain_model: FashionCNN, transfer_data: dict, training_params: dict, runtime: dict
+    pretrain_model: FashionCNN,
+    transfer_data: dict,
+    training_params: dict,
+    runtime: dict,
+    feature_cache: dict | None = None,
+    on_epoch_end: EpochCallback | None = None,
 ) -> tuple[FashionCNN, list[dict]]:
     """Keep the pretrained convolutional layers frozen and train a new dense head; then,
     if asked, fine-tune the last convolutional block too at a lower learning rate, keeping
-    the fine-tuned weights only if they beat the frozen-features model on validation."""
+    the fine-tuned weights only if they beat the frozen-features model on validation.
+
+    `feature_cache` (a dict the caller keeps) holds the frozen blocks' output between calls
+    with the same pretrained model and data, as tuning makes them; `on_epoch_end` goes to
+    `fit`, with the epochs of both phases numbered in one sequence."""
     training = TransferParams.model_validate(training_params)
     settings = RuntimeParams.model_validate(runtime)
     model = copy.deepcopy(pretrain_model)
@@ -24,7 +33,8 @@ def transfer(
     torch.manual_seed(training.seed)  # the new head's initial weights follow the seed too
     model.new_head(len(transfer_data["class_names"]))
     model.freeze_features()
-    history = _fit_unfrozen(model, transfer_data, training, settings, "transfer")
+    phase = {"feature_cache": feature_cache, "on_epoch_end": on_epoch_end}
+    history = _fit_unfrozen(model, transfer_data, training, settings, "transfer", **phase)
     if training.fine_tune_epochs:
         model.freeze_features(trainable_blocks=1)
         fine_tune = training.model_copy(
@@ -41,6 +51,7 @@ def transfer(
             "transfer fine-tune",
             first_epoch=len(history) + 1,
             accuracy_to_beat=max(row["val_accuracy"] for row in history),
+            **phase,
         )
     return model, history
 
@@ -51,21 +62,28 @@ def _fit_unfrozen(
     training: TrainingParams,
     settings: RuntimeParams,
     name: str,
+    feature_cache: dict | None = None,
     **fit_args,
 ) -> list[dict]:
     """Train the layers of `model` that are not frozen. Without augmentation the frozen
-    blocks map each image to the same tensor every epoch, so they run once, here, and
-    training goes through the trainable layers only: same result, a fraction of the work
-    (validation then scores the original images only, without the mirror average)."""
+    blocks map each image to the same tensor every epoch, so they run once, here (or not at
+    all, when `feature_cache` has them already), and training goes through the trainable
+    layers only: same result, a fraction of the work (validation then scores the original
+    images only, without the mirror average)."""
     if training.augmentation:  # augmented images change every epoch: no cache
         trainable, data = model, stage_data
     else:
         frozen, trainable = model.split_frozen()
-        data = dict(stage_data)
-        for split in ("train", "val"):
-            data[f"{split}_images"] = encode(
-                frozen, stage_data[f"{split}_images"], settings.device, settings.precision
-            )
+        key = len(model.frozen_blocks)
+        cache = {} if feature_cache is None else feature_cache
+        if key not in cache:
+            cache[key] = {
+                f"{split}_images": encode(
+                    frozen, stage_data[f"{split}_images"], settings.device, settings.precision
+                )
+                for split in ("train", "val")
+            }
+        data = {**stage_data, **cache[key]}
     _, history = fit(
         trainable, data, training, settings.device, name, precision=settings.precision, **fit_args
     )

@@ -1,0 +1,172 @@
+"""The tuning nodes on synthetic data, with a throw-away SQLite study and MLflow store."""
+
+import math
+
+import mlflow
+import optuna
+import pytest
+
+from fashion_transfer.model import FashionCNN
+from fashion_transfer.pipelines.tune.nodes import plot_study, summarise_study, tune_recipe
+from tests.conftest import RUNTIME_PARAMS, TRAINING_PARAMS
+
+TRANSFER = {**TRAINING_PARAMS, "epochs": 2, "fine_tune_epochs": 1, "scratch_baseline": True}
+PRETRAIN = {**TRAINING_PARAMS, "epochs": 2}
+
+
+def tune_params(tmp_path, **changes) -> dict:
+    return {
+        "stage": "transfer",
+        "n_trials": 2,
+        "study_name": None,
+        "sampler_seed": 0,
+        "storage": f"sqlite:///{tmp_path / 'optuna.db'}",
+        "pruner": {"type": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+        "heartbeat_interval": None,
+        "search_space": {
+            "transfer": {
+                "learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+                "batch_size": {"type": "categorical", "choices": [16, 32]},
+            }
+        },
+        **changes,
+    }
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_experiment("tune-test")
+    with mlflow.start_run() as parent:
+        yield parent
+    mlflow.end_run()
+
+
+def _tune(stage_data, params, preset="default"):
+    return tune_recipe(
+        FashionCNN("seed", 5),
+        *stage_data,
+        params,
+        preset,
+        {"architecture": "seed"},
+        PRETRAIN,
+        TRANSFER,
+        RUNTIME_PARAMS,
+    )
+
+
+def test_trials_are_nested_runs_with_their_state_and_the_study_resumes(
+    stage_data, tmp_path, tracking
+):
+    params = tune_params(tmp_path)
+    study = _tune(stage_data, params)
+    # A hopeless recipe first, pruned against the complete trials; then one whose loss blows
+    # up, recorded FAIL with its reason; then one more drawn by the sampler.
+    study.enqueue_trial({"learning_rate": 1e-9, "batch_size": 32})
+    study.enqueue_trial({"learning_rate": 1e30, "batch_size": 32})
+    study = _tune(stage_data, {**params, "n_trials": 3})
+
+    trials = study.trials
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    states = [t.state.name for t in trials]
+    assert states[:2] == ["COMPLETE", "COMPLETE"] and states[4] == "COMPLETE"
+    assert states[2] == "PRUNED" and trials[2].user_attrs["epochs_trained"] == 1
+    assert states[3] == "FAIL"
+    assert "the training loss became nan" in trials[3].user_attrs["fail_reason"]
+    assert all(t.user_attrs["planned_epochs"] == 3 for t in trials)
+
+    client = mlflow.MlflowClient()
+    runs = {
+        run.data.tags["optuna.trial_number"]: run
+        for run in client.search_runs(
+            [tracking.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{tracking.info.run_id}'",
+        )
+    }
+    assert sorted(runs, key=int) == ["0", "1", "2", "3", "4"]
+    for trial in trials:
+        run = runs[str(trial.number)]
+        assert run.info.run_id == trial.user_attrs["mlflow_run_id"]
+        assert run.data.tags["optuna.state"] == trial.state.name
+        assert run.data.tags["optuna.study_name"] == "transfer-default"
+        assert float(run.data.params["transfer.learning_rate"]) == trial.params["learning_rate"]
+        history = client.get_metric_history(run.info.run_id, "transfer/val_accuracy")
+        assert [m.step for m in history] == list(range(1, len(history) + 1))
+        assert [m.value for m in history] == [trial.intermediate_values[m.step] for m in history]
+    assert runs["3"].info.status == "FAILED"
+    assert "nan" in runs["3"].data.tags["optuna.fail_reason"]
+    assert runs["0"].data.metrics["transfer/best_val_accuracy"] == trials[0].value
+    parent = client.get_run(tracking.info.run_id)
+    assert parent.data.params["tune.best_trial"] == str(study.best_trial.number)
+
+
+def test_the_test_split_is_never_handed_to_a_trial(stage_data, tmp_path, tracking, monkeypatch):
+    seen = []
+    from fashion_transfer.pipelines.tune import nodes
+
+    def recording_transfer(model, data, *args, **kwargs):
+        seen.append(set(data))
+        return FashionCNN("seed", 5), [{"epoch": 1, "val_accuracy": 0.5}]
+
+    monkeypatch.setattr(nodes, "transfer", recording_transfer)
+    _tune(stage_data, tune_params(tmp_path, n_trials=1))
+    assert seen and not any(key.startswith("test_") for key in seen[0])
+    assert {"train_images", "val_images"} <= seen[0]
+
+
+def test_a_study_of_another_stage_or_preset_is_not_resumed(stage_data, tmp_path, tracking):
+    params = tune_params(tmp_path, n_trials=1, study_name="shared")
+    _tune(stage_data, params)
+    with pytest.raises(ValueError, match="tunes the transfer stage of preset 'default', not"):
+        _tune(stage_data, params, preset="seed")
+
+
+def test_pretrain_stage_trains_from_scratch_with_the_sampled_recipe(stage_data, tmp_path, tracking):
+    space = {"pretrain": {"epochs": {"type": "int", "low": 1, "high": 2}}}
+    study = _tune(stage_data, tune_params(tmp_path, stage="pretrain", search_space=space))
+    assert study.user_attrs == {"stage": "pretrain", "preset": "default"}
+    for trial in study.trials:
+        assert trial.user_attrs["planned_epochs"] == trial.params["epochs"]
+        assert len(trial.intermediate_values) == trial.params["epochs"]
+
+
+def test_reports_table_best_recipe_metrics_and_plots(stage_data, tmp_path, tracking):
+    params = tune_params(tmp_path, n_trials=3)
+    study = _tune(stage_data, params)
+    trials, best, metrics = summarise_study(study, PRETRAIN, TRANSFER, params)
+    assert list(trials["number"]) == [0, 1, 2]
+    assert {"state", "val_accuracy", "learning_rate", "batch_size", "epochs_trained"} <= set(
+        trials.columns
+    )
+    assert best["best_trial"] == study.best_trial.number
+    assert best["recipe"]["learning_rate"] == study.best_trial.params["learning_rate"]
+    assert best["recipe"]["fine_tune_epochs"] == TRANSFER["fine_tune_epochs"]  # untouched keys
+    assert best["storage"] == params["storage"]
+    assert metrics["tune/best_val_accuracy"] == [{"step": 0, "value": study.best_value}]
+    assert (
+        metrics["tune/trials_complete"][0]["value"] + metrics["tune/trials_pruned"][0]["value"] == 3
+    )
+    planned = metrics["tune/epochs_planned"][0]["value"]
+    assert metrics["tune/epochs_trained"][0]["value"] <= planned == 9
+    figures = plot_study(study)
+    assert sorted(figures) == [
+        "optimisation_history.png",
+        "parallel_coordinate.png",
+        "param_importances.png",
+    ]
+
+
+def test_a_password_in_the_storage_url_stays_out_of_the_report():
+    study = optuna.create_study(study_name="s")
+    study.set_user_attr("stage", "transfer")
+    study.set_user_attr("preset", "default")
+    params = {
+        "n_trials": 1,
+        "storage": "postgresql+psycopg://tuner:secret@db.example:5432/optuna",
+        "search_space": {"transfer": {"epochs": {"type": "int", "low": 1, "high": 2}}},
+    }
+    _, best, metrics = summarise_study(study, PRETRAIN, TRANSFER, params)
+    assert "secret" not in best["storage"] and "tuner:***@db.example" in best["storage"]
+    assert "best_trial" not in best and "tune/best_val_accuracy" not in metrics
+    assert math.isclose(metrics["tune/trials_complete"][0]["value"], 0)

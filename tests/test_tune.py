@@ -1,0 +1,248 @@
+"""End to end: `kedro run --pipeline tune` on the small run's stage data (tests/e2e.py), with
+the study in the project's SQLite storage and every trial a nested MLflow run."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from tests.e2e import (
+    SMALL_SLICE,
+    assert_user_error,
+    client_of,
+    copy_project,
+    kedro,
+    kedro_env,
+    new_runs,
+    run_ids,
+)
+
+# Short trials on the small slice: 1-2 head epochs and at most one fine-tuning epoch.
+QUICK = (
+    "tune.search_space.transfer.epochs.low=1,tune.search_space.transfer.epochs.high=2,"
+    "tune.search_space.transfer.fine_tune_epochs.high=1"
+)
+# The median pruner judging every trial after the first, from its first epoch.
+EAGER_PRUNER = "tune.pruner.n_startup_trials=1,tune.pruner.n_warmup_steps=0"
+
+
+def study_of(project) -> optuna.Study:
+    storage = f"sqlite:///{project / 'mlruns' / 'optuna.db'}"
+    return optuna.load_study(study_name="transfer-default", storage=storage)
+
+
+def parent_and_trials(runs) -> tuple:
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    assert len(parents) == 1
+    trials = [run for run in runs if run.data.tags.get("mlflow.parentRunId")]
+    assert {run.data.tags["mlflow.parentRunId"] for run in trials} == {parents[0].info.run_id}
+    return parents[0], {int(run.data.tags["optuna.trial_number"]): run for run in trials}
+
+
+@pytest.fixture(scope="module")
+def first_study(project, first_run):
+    result = kedro(project, "run", "--pipeline", "tune", "--params", f"tune.n_trials=2,{QUICK}")
+    assert result.returncode == 0, result.output[-5000:]
+    return result
+
+
+def test_a_study_runs_its_trials_as_nested_runs_and_writes_its_reports(project, first_study):
+    study = study_of(project)
+    assert len(study.trials) == 2 and study.user_attrs == {"stage": "transfer", "preset": "default"}
+    parent, trials = parent_and_trials(first_study.runs)
+    assert parent.info.status == "FINISHED" and parent.data.tags["pipeline"] == "tune"
+    assert sorted(trials) == [0, 1]
+    for trial in study.trials:
+        run = trials[trial.number]
+        assert run.data.tags["optuna.state"] == trial.state.name == "COMPLETE"
+        assert run.data.metrics["transfer/best_val_accuracy"] == trial.value
+        for key, value in trial.params.items():
+            assert run.data.params[f"transfer.{key}"] == str(value)
+
+    reports = project / "data" / "08_reporting" / "tuning"
+    table = pd.read_csv(reports / "trials.csv")
+    assert list(table["number"]) == [0, 1] and set(table["state"]) == {"COMPLETE"}
+    best = yaml.safe_load((reports / "best_params.yml").read_text())
+    assert best["best_trial"] == study.best_trial.number
+    assert best["best_val_accuracy"] == study.best_value
+    assert best["params"] == study.best_trial.params
+    for name in ("optimisation_history", "param_importances", "parallel_coordinate"):
+        assert (reports / f"{name}.png").stat().st_size > 10_000
+    artifacts = {a.path for a in client_of(project).list_artifacts(parent.info.run_id, "tuning")}
+    assert {"tuning/trials.csv", "tuning/best_params.yml", "tuning/param_importances.png"} <= (
+        artifacts
+    )
+    assert parent.data.metrics["tune/best_val_accuracy"] == study.best_value
+    assert parent.data.params["tune.best_trial"] == str(study.best_trial.number)
+    assert parent.data.params["tune.best.learning_rate"] == str(
+        study.best_trial.params["learning_rate"]
+    )
+
+
+def test_a_second_run_resumes_the_study_and_records_pruned_and_failed_trials(project, first_study):
+    before = len(study_of(project).trials)
+    # Queued for the next run: a hopeless recipe, pruned against the complete trials after
+    # its first epoch; then one whose loss blows up, recorded FAIL; then the sampler's own.
+    study = study_of(project)
+    study.enqueue_trial({"learning_rate": 1e-9, "epochs": 2, "fine_tune_epochs": 1})
+    study.enqueue_trial({"learning_rate": 1e30})
+    result = kedro(
+        project, "run", "--pipeline", "tune", "--params", f"tune.n_trials=3,{QUICK},{EAGER_PRUNER}"
+    )
+    assert result.returncode == 0, result.output[-5000:]
+
+    trials = study_of(project).trials
+    assert len(trials) == before + 3
+    pruned, failed, drawn = trials[before:]
+    assert pruned.state.name == "PRUNED" and pruned.user_attrs["epochs_trained"] < 3
+    assert failed.state.name == "FAIL"
+    assert "the training loss became nan" in failed.user_attrs["fail_reason"]
+    # The study went on after the failure (the sampler's trial may be pruned in its turn).
+    assert drawn.state.name in ("COMPLETE", "PRUNED")
+    _, runs = parent_and_trials(result.runs)
+    assert {number: run.data.tags["optuna.state"] for number, run in runs.items()} == {
+        pruned.number: "PRUNED",
+        failed.number: "FAIL",
+        drawn.number: drawn.state.name,
+    }
+    assert "nan" in runs[failed.number].data.tags["optuna.fail_reason"]
+    assert f"Trial {failed.number} FAIL" in result.output
+
+
+def test_ctrl_c_kills_the_run_leaves_no_trial_running_and_the_next_run_resumes(
+    project, first_study
+):
+    before = len(study_of(project).trials)
+    known = run_ids(project)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kedro",
+            "run",
+            "--pipeline",
+            "tune",
+            "--params",
+            f"tune.n_trials=5,{QUICK},tune.pruner.type=none,tune.search_space.transfer.epochs.low=30,"
+            "tune.search_space.transfer.epochs.high=31",
+        ],
+        cwd=project,
+        env=kedro_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        for line in run.stdout:
+            if "transfer epoch 2/" in line:
+                run.send_signal(signal.SIGINT)
+                break
+        output = run.communicate(timeout=120)[0]
+    finally:
+        run.kill()
+    assert run.returncode != 0 and "Interrupted. The MLflow run is marked KILLED" in output
+    trials = study_of(project).trials
+    assert len(trials) == before + 1
+    assert trials[-1].state.name == "FAIL"
+    assert trials[-1].user_attrs["fail_reason"] == "interrupted (Ctrl-C or SIGTERM)"
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    assert {r.info.status for r in new_runs(project, known)} == {"KILLED"}
+
+
+def test_two_workers_share_one_study_at_once(project, first_study):
+    before = len(study_of(project).trials)
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kedro",
+                "run",
+                "--pipeline",
+                "tune",
+                "--params",
+                f"tune.n_trials=1,{QUICK},tune.sampler_seed={seed}",
+            ],
+            cwd=project,
+            env=kedro_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for seed in (11, 12)
+    ]
+    try:
+        outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    for worker, output in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, output[-3000:]
+        assert "waiting for it to finish" not in output  # readers do not queue on data/
+    trials = study_of(project).trials[before:]
+    assert len(trials) == 2 and len({t.user_attrs["worker"] for t in trials}) == 2
+
+
+def test_preset_tuned_runs_with_the_best_recipe_of_the_study(project, first_study):
+    best = study_of(project).best_trial
+    result = kedro(
+        project, "run", "--pipeline", "transfer", "--params", f"preset=tuned,{SMALL_SLICE}"
+    )
+    assert result.returncode == 0, result.output[-5000:]
+    params = result.runs[0].data.params
+    assert params["preset"] == "tuned"
+    assert float(params["transfer.learning_rate"]) == pytest.approx(best.params["learning_rate"])
+    assert params["transfer.batch_size"] == str(best.params["batch_size"])
+    # Keys outside the search space are preset default's.
+    assert (params["transfer.optimizer"], params["transfer.schedule"]) == ("adamw", "onecycle")
+    assert f"preset tuned: default with the transfer recipe of trial {best.number}" in (
+        result.output
+    )
+
+
+def test_preset_tuned_without_a_study_says_to_tune_first(project, first_run):
+    result = kedro(project, "run", "--params", "preset=tuned,tune.study_name=never-tuned")
+    assert_user_error(
+        result,
+        "Error: Invalid parameters: preset: preset 'tuned' takes the best recipe of the tuning "
+        "study 'never-tuned'",
+        "does not exist yet; run `kedro run --pipeline tune` first",
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        (
+            "tune.search_space.transfer.epochs.low=5,tune.search_space.transfer.epochs.high=2",
+            "tune.search_space.transfer.epochs: the range [5.0, 2.0] is empty",
+        ),
+        (
+            "tune.search_space.transfer.label_smoothing.high=1.5",
+            "label_smoothing=1.5 (Input should be less than 1)",
+        ),
+    ],
+    ids=["empty-range", "outside-the-recipe"],
+)
+def test_a_bad_search_space_is_refused_before_anything_runs(project, params, expected):
+    known = run_ids(project)
+    result = kedro(project, "run", "--pipeline", "tune", "--params", params)
+    assert_user_error(result, "Error: Invalid parameters:", expected)
+    assert run_ids(project) == known
+
+
+def test_tuning_before_any_run_says_what_to_run_first(tmp_path):
+    fresh = copy_project(tmp_path / "fresh")
+    result = kedro(fresh, "run", "--pipeline", "tune")
+    assert_user_error(
+        result,
+        "Error: The tune pipeline reads pretrain_data, pretrain_model, transfer_data, which "
+        "this project has not made yet. Run `kedro run`",
+    )

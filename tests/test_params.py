@@ -58,3 +58,65 @@ def test_invalid_parameters_are_named_with_the_fix(section, change, expected):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a CPU-only machine")
 def test_cuda_on_a_cpu_machine_is_refused():
     assert "has no CUDA GPU" in _error("runtime", {"device": "cuda"})
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"epochs": {"type": "int", "low": 5, "high": 2}}, "the range [5.0, 2.0] is empty"),
+        ({"epochs": {"type": "int", "low": 2, "high": 2}}, "the range [2.0, 2.0] is empty"),
+        ({"learning_rate": {"type": "float", "low": 0, "high": 1, "log": True}}, "above 0"),
+        ({"batch_size": {"type": "categorical", "choices": []}}, "non-empty list of choices"),
+        ({"epochs": {"type": "int", "low": 1.5, "high": 3}}, "whole bounds"),
+        ({"lr": {"type": "float", "low": 0.1, "high": 1}}, "keys ['lr'] that are not in the"),
+        ({"label_smoothing": {"type": "float", "low": 0, "high": 1.5}}, "label_smoothing=1.5"),
+        ({"optimizer": {"type": "categorical", "choices": ["adam", "lion"]}}, "'lion'"),
+    ],
+)
+def test_a_bad_search_space_is_named_before_anything_runs(change, expected):
+    params = project_parameters()
+    space = params["tune"]["search_space"]["transfer"]
+    params["tune"]["search_space"]["transfer"] = {**space, **change}
+    with pytest.raises(ParameterError) as info:
+        validate_parameters(params)
+    assert expected in str(info.value)
+    assert len(str(info.value)) < 1000  # the message names the problem, not every parameter
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"labels_per_class": [10, 10]}, "lists a value twice"),
+        ({"labels_per_class": [0]}, "greater than 0"),
+        ({"transfer_recipes": {"scratch": {}}}, "'scratch' names the from-scratch arm"),
+        (
+            {"transfer_recipes": {"tiny": {"learning_rate": -1}}},
+            "tiny.learning_rate: Input should be greater than 0",
+        ),
+    ],
+)
+def test_a_bad_label_efficiency_study_is_named(change, expected):
+    assert expected in _error("label_efficiency", change)
+
+
+def test_params_on_the_command_line_change_one_key_in_any_conf_environment(tmp_path):
+    """Kedro also merges --params into an environment's own parameters; the project's soft
+    merge keeps the rest of the recipe instead of replacing it by the one key given."""
+    import shutil
+
+    from kedro.config import OmegaConfigLoader
+
+    from fashion_transfer.settings import CONFIG_LOADER_ARGS
+    from tests.conftest import PROJECT_ROOT
+
+    shutil.copytree(PROJECT_ROOT / "conf" / "base", tmp_path / "base")
+    (tmp_path / "quick").mkdir()
+    (tmp_path / "quick" / "parameters_split.yml").write_text(
+        "split:\n  max_examples_per_stage: 100\n"
+    )
+    loader = OmegaConfigLoader(
+        str(tmp_path), env="quick", runtime_params={"transfer": {"epochs": 1}}, **CONFIG_LOADER_ARGS
+    )
+    params = validate_parameters(loader["parameters"])
+    assert params.transfer.epochs == 1 and params.transfer.learning_rate == 0.003
+    assert params.split.max_examples_per_stage == 100 and params.split.seed == 42

@@ -35,6 +35,10 @@ class RunWithClearErrors(click.Command):
             return super().invoke(ctx)
         except USER_ERRORS as error:
             raise click.ClickException(_message(error)) from None
+        except ValueError as error:
+            if not str(error).startswith("Failed to find the pipeline named"):
+                raise
+            raise click.ClickException(f"{error} Run `kedro registry list` to see them.") from None
         except KeyboardInterrupt:
             # Kedro's error hooks see only Exceptions; without this MLflow's exit handler would
             # mark the run FINISHED. kedro-mlflow may have the run on the stack more than once.

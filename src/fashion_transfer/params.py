@@ -88,6 +88,10 @@ class TrainingParams(_Strict):
     # mirror image's; only sound for a model trained on mirrored images too (Fashion-MNIST's
     # shoes all face the same way, so a model that never saw them mirrored misreads the mirror).
     mirror_average: bool = False
+    # An epoch goes through the training split once, or through reshuffles of it until it
+    # has seen this many images: a small split then gets as many steps per epoch as a
+    # larger one (the label-efficiency study trains subsets of 50 images this way).
+    min_epoch_images: PositiveInt | None = None
     seed: int
 
     @model_validator(mode="after")
@@ -222,6 +226,34 @@ class TuneParams(_Strict):
         return self.study_name or f"{self.stage}-{preset}"
 
 
+class LabelEfficiencyParams(_Strict):
+    labels_per_class: list[PositiveInt | Literal["all"]] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    min_epoch_images: PositiveInt = 2560
+    # name -> changes to the preset's transfer recipe (dotted keys allowed); each is one arm
+    # of the study beside the scratch arm.
+    transfer_recipes: dict[str, dict] = Field(min_length=1)
+
+    @field_validator("labels_per_class", "seeds")
+    @classmethod
+    def _no_repeats(cls, values: list) -> list:
+        if len(set(values)) != len(values):
+            raise ValueError(f"{values} lists a value twice")
+        return values
+
+    @field_validator("transfer_recipes")
+    @classmethod
+    def _not_scratch(cls, recipes: dict) -> dict:
+        if "scratch" in recipes:
+            raise ValueError("'scratch' names the from-scratch arm; give the recipe another name")
+        return recipes
+
+    def sizes(self) -> list[int | None]:
+        """Labels per class, smallest first; None (all of them) last."""
+        numbers = sorted(size for size in self.labels_per_class if size != "all")
+        return numbers + ([None] if "all" in self.labels_per_class else [])
+
+
 def recipe_keys(schema: type[BaseModel]) -> set[str]:
     """Every key of a training recipe, dotted for the augmentation's own keys."""
     keys = set()
@@ -258,6 +290,7 @@ class ProjectParams(_Strict):
     runtime: RuntimeParams
     registry: RegistryParams
     tune: TuneParams
+    label_efficiency: LabelEfficiencyParams
     # Only given on the command line (`--params pretrained_model_uri=models:/...`): the
     # catalog then loads the pretrained model from the MLflow registry, not data/06_models.
     pretrained_model_uri: str | None = None
@@ -286,6 +319,24 @@ class ProjectParams(_Strict):
             raise ValueError(
                 f"tune.search_space.{stage} reaches values the {stage} recipe refuses: "
                 + ", ".join(problems)
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _label_efficiency_recipes_are_valid(self) -> ProjectParams:
+        problems = []
+        for name, changes in self.label_efficiency.transfer_recipes.items():
+            try:
+                TransferParams.model_validate(with_values(self.transfer.model_dump(), changes))
+            except ValidationError as error:
+                problems += [
+                    f"{name}.{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}"
+                    for issue in error.errors()
+                ]
+        if problems:
+            raise ValueError(
+                "label_efficiency.transfer_recipes make invalid transfer recipes: "
+                + "; ".join(problems)
             )
         return self
 

@@ -8,6 +8,7 @@ from kedro.pipeline import Pipeline
 from fashion_transfer.pipelines import (
     evaluation,
     ingestion,
+    label_efficiency,
     predict,
     pretrain,
     split,
@@ -17,7 +18,7 @@ from fashion_transfer.pipelines import (
 
 # Pipelines that only read the stage data and models of data/: several can run at once, and
 # a `kedro run` that writes them waits until they have loaded what they read.
-READ_ONLY_PIPELINES = {"tune"}
+READ_ONLY_PIPELINES = {"tune", "label_efficiency"}
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -38,4 +39,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     # Not part of the default run either: studies that read the stage data and models a run
     # made, and write only their own reports.
     pipelines["tune"] = tune.create_pipeline()
+    pipelines["label_efficiency"] = label_efficiency.create_pipeline()
     return pipelines

@@ -47,4 +47,8 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     "custom_resolvers": {"tracking_uri": tracking_uri, "preset": preset},
+    # Kedro merges the --params values into an environment's parameters too; with its default
+    # (destructive) merge, `--env NAME --params transfer.epochs=1` would then replace the whole
+    # transfer recipe by {epochs: 1}. A soft merge keeps the other keys.
+    "merge_strategy": {"parameters": "soft"},
 }

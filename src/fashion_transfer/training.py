@@ -148,7 +148,8 @@ def fit(
     x_val = as_input(stage_data["val_images"]).to(target)
     y_val = torch.from_numpy(stage_data["val_labels"]).long().to(target)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
-    batches_per_epoch = -(-len(x_train) // config.batch_size)
+    epoch_size = max(len(x_train), config.min_epoch_images or 0)
+    batches_per_epoch = -(-epoch_size // config.batch_size)
     scheduler = make_scheduler(optimizer, config, config.epochs * batches_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
@@ -157,7 +158,7 @@ def fit(
     for epoch in range(first_epoch, first_epoch + config.epochs):
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(len(x_train), generator=generator).to(target)
+        order = epoch_order(len(x_train), epoch_size, generator).to(target)
         loss_sum = torch.zeros((), device=target)
         correct = torch.zeros((), device=target, dtype=torch.long)
         for batch in order.split(config.batch_size):
@@ -177,8 +178,8 @@ def fit(
         val_loss, val_accuracy = evaluate(model, x_val, y_val, precision)
         record = {
             "epoch": epoch,
-            "train_loss": loss_sum.item() / len(x_train),
-            "train_accuracy": correct.item() / len(x_train),
+            "train_loss": loss_sum.item() / epoch_size,
+            "train_accuracy": correct.item() / epoch_size,
             "val_loss": val_loss,
             "val_accuracy": val_accuracy,
             "seconds": time.perf_counter() - started,
@@ -207,6 +208,13 @@ def fit(
             on_epoch_end(record)
     model.load_state_dict(best_state)
     return model.to("cpu", memory_format=torch.contiguous_format), history
+
+
+def epoch_order(count: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """The order of one epoch's `size` training images out of `count`: a shuffle of all of
+    them, followed by further shuffles where an epoch is longer than the split."""
+    shuffles = [torch.randperm(count, generator=generator) for _ in range(-(-size // count))]
+    return torch.cat(shuffles)[:size]
 
 
 @torch.inference_mode()

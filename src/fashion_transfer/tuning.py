@@ -38,16 +38,16 @@ def storage(tune: TuneParams) -> optuna.storages.RDBStorage:
         Path(urlparse(url).path[1:]).parent.mkdir(parents=True, exist_ok=True)
         # Several workers on one SQLite file wait for each other's writes instead of failing.
         engine = {"connect_args": {"timeout": 60}}
-    heartbeat = {}
-    if tune.heartbeat_interval:
-        heartbeat = {
-            "heartbeat_interval": tune.heartbeat_interval,
-            "grace_period": tune.grace_period,
-            "failed_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=tune.max_retry
-            ),
-        }
     with quiet_experimental():  # heartbeats and their callback are "experimental"
+        heartbeat = {}
+        if tune.heartbeat_interval:
+            heartbeat = {
+                "heartbeat_interval": tune.heartbeat_interval,
+                "grace_period": tune.grace_period,
+                "heartbeat_stale_trial_callback": (
+                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=tune.max_retry)
+                ),
+            }
         return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
 
 

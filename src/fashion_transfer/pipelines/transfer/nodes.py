@@ -56,6 +56,23 @@ def transfer(
     return model, history
 
 
+def frozen_features(pretrain_model: FashionCNN, stage_data: dict, runtime: dict) -> dict:
+    """The frozen blocks' output for the training and validation images, for head training
+    (all blocks frozen) and for fine-tuning (all but the last): the `feature_cache` that
+    `transfer` takes, computed up front, so that subsets of the images can take their rows."""
+    settings = RuntimeParams.model_validate(runtime)
+    model = copy.deepcopy(pretrain_model)
+    cache = {}
+    for trainable_blocks in (0, 1):
+        model.freeze_features(trainable_blocks)
+        frozen, _ = model.split_frozen()
+        cache[len(model.frozen_blocks)] = {
+            key: encode(frozen, stage_data[key], settings.device, settings.precision)
+            for key in ("train_images", "val_images")
+        }
+    return cache
+
+
 def _fit_unfrozen(
     model: FashionCNN,
     stage_data: dict,

@@ -8,6 +8,7 @@ HISTORY = [
     {
         "epoch": e,
         "train_loss": 1 / e,
+        "train_objective": 1.1 / e,
         "train_accuracy": 0.5,
         "val_loss": 0.4,
         "val_accuracy": 0.6,
@@ -21,7 +22,14 @@ def test_epoch_metrics_have_one_step_per_epoch_under_the_model_name():
     metrics = epoch_metrics(pretrain=HISTORY)
     assert set(metrics) == {
         f"pretrain/{key}"
-        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
+        for key in (
+            "train_loss",
+            "train_objective",
+            "train_accuracy",
+            "val_loss",
+            "val_accuracy",
+            "seconds",
+        )
     }
     assert metrics["pretrain/train_loss"][1] == {"step": 2, "value": 0.5}
     both = transfer_stage_epoch_metrics(HISTORY, {"scratch": HISTORY})

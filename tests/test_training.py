@@ -22,6 +22,7 @@ def test_fit_learns_and_records_history(stage_data):
     assert set(history[0]) == {
         "epoch",
         "train_loss",
+        "train_objective",
         "train_accuracy",
         "val_loss",
         "val_accuracy",
@@ -103,6 +104,34 @@ def test_augmentation_keeps_shape_and_changes_images_per_sample():
     distinct = {tuple(image.flatten().tolist()) for image in out}
     assert len(distinct) > 32  # parameters are drawn per image, not once per batch
     assert (out == 0).any(dim=(1, 2, 3)).all()  # erasing or the shift's zero padding
+
+
+def test_train_loss_is_the_plain_cross_entropy_beside_the_smoothed_objective(stage_data):
+    config = CONFIG.model_copy(update={"label_smoothing": 0.2, "epochs": 2})
+    _, history = _fit(stage_data[0], config)
+    # Label smoothing keeps the objective well above zero while the plain loss, the one that
+    # compares with the validation loss, falls towards it on this easy data.
+    assert all(row["train_objective"] > row["train_loss"] for row in history)
+    _, plain = _fit(stage_data[0], config.model_copy(update={"label_smoothing": 0.0}))
+    assert [r["train_objective"] for r in plain] == pytest.approx([r["train_loss"] for r in plain])
+
+
+def test_a_short_split_is_cycled_to_the_minimum_epoch_size(stage_data, monkeypatch):
+    config = CONFIG.model_copy(update={"epochs": 2, "min_epoch_images": 1000})
+    seen = []
+    original = training.epoch_order
+
+    def recording(*args):
+        seen.append(original(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(training, "epoch_order", recording)
+    _fit(stage_data[0], config)
+    train_size = len(stage_data[0]["train_labels"])
+    assert [len(order) for order in seen] == [1000, 1000]
+    # Each image comes round as often as any other, give or take the epoch's last pass.
+    counts = torch.bincount(seen[0], minlength=train_size)
+    assert counts.min() >= 1000 // train_size and counts.max() <= -(-1000 // train_size)
 
 
 def test_schedules_and_label_smoothing_train(stage_data):

@@ -116,6 +116,7 @@ class ProjectHooks:
             return
         if not registry.register_models:
             mlflow.set_tag("registry", "skipped: registry.register_models is false")
+            logger.info("Registered nothing: registry.register_models is false.")
             return
         from fashion_transfer.registry import log_classifier, promote_if_better, registry_lock
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from fashion_transfer.params import AugmentationParams, TrainingParams
+from fashion_transfer.progress import training_bar
 
 logger = logging.getLogger(__name__)
 
@@ -155,59 +156,80 @@ def fit(
 
     history: list[dict] = []
     best_accuracy, best_state = accuracy_to_beat, copy.deepcopy(model.state_dict())
-    for epoch in range(first_epoch, first_epoch + config.epochs):
-        started = time.perf_counter()
-        model.train()
-        order = epoch_order(len(x_train), epoch_size, generator).to(target)
-        loss_sum = torch.zeros((), device=target)
-        correct = torch.zeros((), device=target, dtype=torch.long)
-        for batch in order.split(config.batch_size):
-            images, labels = x_train[batch], y_train[batch]
-            if config.augmentation:
-                images = augment(images, config.augmentation, generator)
-            with autocast(target, precision):
-                logits = model(images)
-                loss = loss_fn(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler:
-                scheduler.step()
-            loss_sum += loss.detach() * len(batch)
-            correct += (logits.argmax(1) == labels).sum()
-        val_loss, val_accuracy = evaluate(model, x_val, y_val, precision)
-        record = {
-            "epoch": epoch,
-            "train_loss": loss_sum.item() / epoch_size,
-            "train_accuracy": correct.item() / epoch_size,
-            "val_loss": val_loss,
-            "val_accuracy": val_accuracy,
-            "seconds": time.perf_counter() - started,
-        }
-        if not math.isfinite(record["train_loss"]):
-            raise TrainingDivergedError(
-                f"{name}: the training loss became {record['train_loss']} in epoch {epoch}, so "
-                f"the weights are no longer numbers. Lower the learning rate (now "
-                f"{config.learning_rate:g}) and run again."
+    with training_bar(name, config.epochs, batches_per_epoch) as bar:
+        for phase_epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
+            record = _train_one_epoch(
+                model, x_train, y_train, config, epoch_size, optimizer, scheduler, loss_fn,
+                generator, target, precision, bar,
+            )  # fmt: skip
+            val_loss, val_accuracy = evaluate(model, x_val, y_val, precision)
+            record = {"epoch": first_epoch + phase_epoch - 1, **record}
+            record |= {
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+                "seconds": time.perf_counter() - started,
+            }
+            if not math.isfinite(record["train_objective"]):
+                raise TrainingDivergedError(
+                    f"{name}: the training loss became {record['train_objective']} in epoch "
+                    f"{phase_epoch}, so the weights are no longer numbers. Lower the learning "
+                    f"rate (now {config.learning_rate:g}) and run again."
+                )
+            history.append(record)
+            bar.epoch_done(phase_epoch, config.epochs, val_accuracy)
+            # Each phase counts its own epochs (the history numbers them in one sequence).
+            logger.info(
+                "%s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s",
+                name,
+                phase_epoch,
+                config.epochs,
+                record["train_loss"],
+                record["train_accuracy"],
+                val_loss,
+                val_accuracy,
+                record["seconds"],
             )
-        history.append(record)
-        logger.info(
-            "%s epoch %d/%d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.1f s",
-            name,
-            epoch,
-            first_epoch + config.epochs - 1,
-            record["train_loss"],
-            record["train_accuracy"],
-            val_loss,
-            val_accuracy,
-            record["seconds"],
-        )
-        if val_accuracy > best_accuracy:
-            best_accuracy, best_state = val_accuracy, copy.deepcopy(model.state_dict())
-        if on_epoch_end:
-            on_epoch_end(record)
+            if val_accuracy > best_accuracy:
+                best_accuracy, best_state = val_accuracy, copy.deepcopy(model.state_dict())
+            if on_epoch_end:
+                on_epoch_end(record)
     model.load_state_dict(best_state)
     return model.to("cpu", memory_format=torch.contiguous_format), history
+
+
+def _train_one_epoch(
+    model, x_train, y_train, config, epoch_size, optimizer, scheduler, loss_fn, generator,
+    target, precision, bar,
+) -> dict:  # fmt: skip
+    """One pass over an epoch's batches. Besides the objective (with label smoothing) it
+    measures the plain cross-entropy, which compares with the validation loss."""
+    model.train()
+    order = epoch_order(len(x_train), epoch_size, generator).to(target)
+    objective_sum = torch.zeros((), device=target)
+    loss_sum = torch.zeros((), device=target)
+    correct = torch.zeros((), device=target, dtype=torch.long)
+    for batch in order.split(config.batch_size):
+        images, labels = x_train[batch], y_train[batch]
+        if config.augmentation:
+            images = augment(images, config.augmentation, generator)
+        with autocast(target, precision):
+            logits = model(images)
+            loss = loss_fn(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler:
+            scheduler.step()
+        objective_sum += loss.detach() * len(batch)
+        loss_sum += nn.functional.cross_entropy(logits.detach().float(), labels, reduction="sum")
+        correct += (logits.argmax(1) == labels).sum()
+        bar.advance()
+    return {
+        "train_loss": loss_sum.item() / epoch_size,
+        "train_objective": objective_sum.item() / epoch_size,
+        "train_accuracy": correct.item() / epoch_size,
+    }
 
 
 def epoch_order(count: int, size: int, generator: torch.Generator) -> torch.Tensor:

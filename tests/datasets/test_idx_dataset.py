@@ -162,6 +162,8 @@ def test_download_from_official_mirror_checks_md5(tmp_path, http_folder, monkeyp
 
 def test_interrupted_download_leaves_no_partial_file(tmp_path, monkeypatch):
     class BrokenResponse:
+        headers = {"Content-Length": "9912422"}
+
         def __init__(self):
             self.chunks = [b"\x1f\x8b partial"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -15,6 +16,10 @@ from typing import Any
 
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
+
+from fashion_transfer.progress import download_bar
+
+logger = logging.getLogger(__name__)
 
 OFFICIAL_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 SOURCE_ENV_VAR = "FASHION_MNIST_SOURCE"
@@ -114,17 +119,23 @@ class IDXDataset(AbstractDataset[None, np.ndarray]):
     def _download(self, base_url: str, out) -> None:
         url = base_url.rstrip("/") + "/" + self._filepath.name
         digest = hashlib.md5()
+        received = 0
         try:
             with urllib.request.urlopen(url, timeout=self._timeout) as response:
-                while chunk := response.read(1 << 20):
-                    digest.update(chunk)
-                    out.write(chunk)
+                size = int(response.headers.get("Content-Length") or 0) or None
+                with download_bar(self._filepath.name, size) as advance:
+                    while chunk := response.read(1 << 20):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        received += len(chunk)
+                        advance(len(chunk))
         except (urllib.error.URLError, TimeoutError, OSError) as error:
             raise DatasetError(
                 f"Could not download {url}: {error}. Without internet access, put the four "
                 f"Fashion-MNIST files ({', '.join(STANDARD_FILES)}) in a folder and set "
                 f"{SOURCE_ENV_VAR} to that folder, or copy them into {self._filepath.parent}/."
             ) from error
+        logger.info("Downloaded %s: %d bytes from %s", self._filepath.name, received, url)
         # Only the official files have published checksums; other sources are checked by parsing.
         if base_url == OFFICIAL_MIRROR and self._md5 and digest.hexdigest() != self._md5:
             raise DatasetError(

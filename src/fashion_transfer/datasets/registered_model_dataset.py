@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import mlflow
 from kedro.io import DatasetError
 from kedro_mlflow.io.models import MlflowModelRegistryDataset
 from mlflow.exceptions import MlflowException
+
+logger = logging.getLogger(__name__)
 
 
 class RegisteredModelDataset(MlflowModelRegistryDataset):
@@ -20,9 +23,18 @@ class RegisteredModelDataset(MlflowModelRegistryDataset):
 
     def _load(self) -> Any:
         try:
-            return super()._load()
+            model = super()._load()
         except MlflowException as error:
             raise DatasetError(
                 f"The MLflow registry at {mlflow.get_registry_uri()} has no {self.model_uri} "
                 f"({error.message}). {self._missing_hint}"
             ) from None
+        version = mlflow.MlflowClient().get_model_version_by_alias(self.model_name, self.alias)
+        logger.info(
+            "Classifying with %s: version %s of %s, from run %s",
+            self.model_uri,
+            version.version,
+            self.model_name,
+            version.run_id,
+        )
+        return model

@@ -116,6 +116,11 @@ def test_plots_are_one_figure_per_model():
         assert list(figures) == ["m.png"] and isinstance(figures["m.png"], Figure)
     labels = [t.get_text() for t in matrices["m.png"].axes[0].get_xticklabels()]
     assert labels == ["a", "b", "c"]
+    loss_ax, _ = curves["m.png"].axes
+    assert loss_ax.get_ylabel() == "cross-entropy (no label smoothing)"
+    curves["m.png"].canvas.draw()
+    ticks = [tick for tick in loss_ax.get_xticks() if 1 <= tick <= 3]
+    assert ticks == [1, 2, 3]  # whole epochs only
 
 
 def _untrained(seed: int) -> FashionCNN:

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from fashion_transfer.pipelines.predict import nodes
@@ -60,3 +61,13 @@ def test_a_folder_larger_than_the_model_batch_limit_is_classified_in_chunks(monk
     assert classifier.batch_sizes == [2, 2, 1]
     assert list(table["file"]) == [f"{i}.png" for i in range(5)]
     assert (table["class_name"] == "Sandal").all() and table["error"].isna().all()
+
+
+def test_hidden_files_are_skipped_and_an_empty_folder_says_where_to_put_pictures():
+    dark = np.zeros((28, 28), np.uint8)
+    table = classify_images(
+        {".gitkeep": _unreadable, "a.png": lambda: Image.fromarray(dark)}, FakeClassifier()
+    )
+    assert list(table["file"]) == ["a.png"]
+    with pytest.raises(ValueError, match="no images to classify.*predict_images=PATH"):
+        classify_images({".gitkeep": _unreadable}, FakeClassifier())

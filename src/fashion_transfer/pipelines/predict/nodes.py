@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fashion_transfer.pipelines.ingestion.nodes import InputDataError
 from fashion_transfer.serving import MAX_BATCH, to_model_image
 
 COLUMNS = ["file", "class_name", "label", "confidence", "error"]
@@ -14,9 +16,17 @@ COLUMNS = ["file", "class_name", "label", "confidence", "error"]
 
 def classify_images(images: dict[str, Callable], classifier) -> pd.DataFrame:
     """One row per file: the predicted class and its probability, or why the file was skipped
-    (unreadable or not an image) so that one bad file does not fail the whole batch."""
+    (unreadable or not an image) so that one bad file does not fail the whole batch. Hidden
+    files (such as the folder's .gitkeep) are not pictures to classify."""
+    names = sorted(name for name in images if not Path(name).name.startswith("."))
+    if not names:
+        raise InputDataError(
+            "There are no images to classify: the folder holds no files. Put pictures in "
+            "data/01_raw/images_to_classify/, or classify another folder with "
+            "--params predict_images=PATH."
+        )
     arrays, rows = {}, []
-    for name in sorted(images):
+    for name in names:
         try:
             arrays[name] = to_model_image(images[name]())
         except Exception as error:  # any unreadable file is reported, never fatal

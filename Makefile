@@ -2,21 +2,23 @@
 #   make run    creates .venv if missing, installs the project, obtains the data, runs `kedro run`
 #   make test   the same set-up, then the test suite
 # Offline, point FASHION_MNIST_SOURCE at a folder holding the four Fashion-MNIST IDX files.
+# Then: make mlflow-ui, make serve, make viz, make notebook; make team-up / team-down.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MODEL ?= fashion-mnist-transfer
 
 export KEDRO_DISABLE_TELEMETRY := true
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install run test viz mlflow-ui
+.PHONY: install run test viz mlflow-ui serve notebook team-up team-down
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,viz]"
+	$(BIN)/python -m pip install --quiet -e ".[test,viz,notebook]"
 	touch $@
 
 install: $(STAMP)
@@ -30,5 +32,21 @@ test: $(STAMP)
 viz: $(STAMP)
 	$(BIN)/kedro viz run --host 127.0.0.1 --port 4141 --no-browser
 
+# The MLflow UI on the project's store, opened at the experiment's runs (prints the address).
 mlflow-ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+	$(BIN)/python -m fashion_transfer.mlflow_ui --port 5000
+
+# The champion of $(MODEL) on http://127.0.0.1:5001 (the project's store, or MLFLOW_TRACKING_URI).
+serve: $(STAMP)
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db} PATH="$(BIN):$$PATH" \
+	$(BIN)/mlflow models serve -m models:/$(MODEL)@champion --env-manager local -h 127.0.0.1 -p 5001
+
+notebook: $(STAMP)
+	PATH="$(BIN):$$PATH" $(BIN)/kedro jupyter notebook --ip 127.0.0.1 --no-browser
+
+# A PostgreSQL cluster and an MLflow server for a team, on this machine (data in .team/).
+team-up: $(STAMP)
+	$(BIN)/python -m fashion_transfer.team up $(ARGS)
+
+team-down: $(STAMP)
+	$(BIN)/python -m fashion_transfer.team down

@@ -39,7 +39,8 @@ def copy_project(root: Path) -> Path:
     shutil.copytree(
         PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__")
     )
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(PROJECT_ROOT / name, root)
     return root
 
 

@@ -13,10 +13,20 @@ from kedro.io import DatasetError
 from mlflow.entities import RunStatus
 from omegaconf.errors import InterpolationResolutionError
 
-from fashion_transfer.params import ParameterError
+from fashion_transfer.params import ParameterError, StudyMismatchError
 from fashion_transfer.pipelines.ingestion.nodes import InputDataError
+from fashion_transfer.registry import TrackingStoreError
+from fashion_transfer.training import TrainingDivergedError
 
-USER_ERRORS = (DatasetError, ParameterError, InputDataError, InterpolationResolutionError)
+USER_ERRORS = (
+    DatasetError,
+    ParameterError,
+    InputDataError,
+    InterpolationResolutionError,
+    TrackingStoreError,
+    StudyMismatchError,
+    TrainingDivergedError,
+)
 
 
 def _message(error: Exception) -> str:

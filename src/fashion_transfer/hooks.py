@@ -37,10 +37,10 @@ class ProjectHooks:
     def after_context_created(self, context) -> None:
         self.params = validate_parameters(context.params)
         self.project_path = Path(context.project_path)
-        from fashion_transfer.registry import prepare_store
+        from fashion_transfer.registry import check_store
         from fashion_transfer.settings import tracking_uri
 
-        prepare_store(tracking_uri())
+        check_store(tracking_uri())
         # Denormal floats (weights decaying towards zero late in training) can slow CPU
         # kernels down by orders of magnitude; flushing them to zero costs no accuracy.
         torch.set_flush_denormal(True)
@@ -110,43 +110,37 @@ class ProjectHooks:
     def after_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
         if mlflow.active_run() is None:
             return
-        registry = self.params.registry
-        if "metrics" not in pipeline.all_outputs():
+        if "models_to_register" not in pipeline.all_outputs():
             mlflow.set_tag("registry", "skipped: this pipeline does not evaluate the models")
             return
-        if not registry.register_models:
+        plan = catalog.load("models_to_register")
+        if not plan:
             mlflow.set_tag("registry", "skipped: registry.register_models is false")
             logger.info("Registered nothing: registry.register_models is false.")
             return
-        from fashion_transfer.registry import log_classifier, promote_if_better, registry_lock
+        from fashion_transfer.registry import log_classifier, promote_if_best
 
-        metrics = catalog.load("metrics")
-        models = {
-            "pretrain": catalog.load("pretrain_model"),
-            "transfer": catalog.load("transfer_model"),
-            **catalog.load("ensemble_models"),
-        }
         client = mlflow.MlflowClient()
-        for stage, name in registry.model_names.items():
-            if stage not in models:
-                mlflow.set_tag(f"{stage}.registered_model", "skipped: not built in this run")
+        for stage, entry in plan.items():
+            if "skipped" in entry:
+                mlflow.set_tag(f"{stage}.registered_model", f"skipped: {entry['skipped']}")
+                logger.info("Registered no %s model: %s.", stage, entry["skipped"])
                 continue
-            # Every model but the pretrained one classifies the transfer classes.
-            data = catalog.load("pretrain_data" if stage == "pretrain" else "transfer_data")
-            info = log_classifier(models[stage], data, name)
+            model = catalog.load(entry["dataset"])
+            model = model[stage] if isinstance(model, dict) else model
+            info = log_classifier(model, catalog.load(entry["data"]), entry["name"])
             version = str(info.registered_model_version)
-            with registry_lock(mlflow.get_registry_uri()):
-                promoted, reason = promote_if_better(
-                    client, name, version, metrics[stage], registry.alias
-                )
+            promoted, reason = promote_if_best(
+                client, entry["name"], version, entry, self.params.registry.alias
+            )
             mlflow.set_tags(
                 {
-                    f"{stage}.registered_model": f"{name} version {version}",
+                    f"{stage}.registered_model": f"{entry['name']} version {version}",
                     f"{stage}.promoted": str(promoted).lower(),
                     f"{stage}.promotion_reason": reason,
                 }
             )
-            logger.info("Registered %s version %s: %s", name, version, reason)
+            logger.info("Registered %s version %s: %s", entry["name"], version, reason)
 
 
 class RunLockHooks:

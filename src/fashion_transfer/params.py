@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlparse
 
 import torch
 from pydantic import (
@@ -208,6 +209,17 @@ class TuneParams(_Strict):
     max_retry: int = Field(default=1, ge=0)
     search_space: dict[Literal["transfer", "pretrain"], dict[str, SearchDimension]]
 
+    @field_validator("storage")
+    @classmethod
+    def _no_password(cls, url: str) -> str:
+        # The run logs its parameters to MLflow: a password in the URL would be logged too.
+        if urlparse(url).password:
+            raise ValueError(
+                "the storage URL holds a password, which would be logged with the run's "
+                "parameters; leave it out and set PGPASSWORD (or ~/.pgpass) instead"
+            )
+        return url
+
     @model_validator(mode="after")
     def _known_keys(self) -> TuneParams:
         space = self.search_space.get(self.stage)
@@ -349,6 +361,10 @@ class ParameterError(ValueError):
             f"Invalid parameters: {'; '.join(problems)}. Fix them in conf/base/parameters_*.yml "
             "or in the --params option of kedro run; nothing was trained."
         )
+
+
+class StudyMismatchError(ValueError):
+    """A tuning study of that name tunes another stage or preset."""
 
 
 def validate_parameters(params: dict) -> ProjectParams:

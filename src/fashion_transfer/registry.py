@@ -1,10 +1,11 @@
-"""MLflow model registry: log a trained stage as an image classifier, register it, and move the
-champion alias only to a version whose validation accuracy beats the current champion's."""
+"""MLflow model registry: log a trained stage as an image classifier, register it, and keep the
+champion alias on the version with the best validation accuracy."""
 
 from __future__ import annotations
 
-import hashlib
+import random
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -37,7 +38,9 @@ class FashionClassifier(mlflow.pyfunc.PythonModel):
         self.class_names = payload["class_names"]
         self.source_classes = payload["source_classes"]
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    # np.ndarray: the hint MLflow asks for, and one it validates nothing against (the tensor
+    # signature and fashion_transfer.serving do).
+    def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:
         try:
             return classify(self.model, model_input, self.class_names, self.source_classes)
         except InvalidImagesError as error:
@@ -75,7 +78,7 @@ def log_classifier(
         )
         return mlflow.pyfunc.log_model(
             name=registered_model_name or "model",
-            python_model=FashionClassifier(),
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
             artifacts={CHECKPOINT: str(checkpoint)},
             signature=signature,
             input_example=example,
@@ -91,55 +94,99 @@ def log_classifier(
         )
 
 
-def registry_lock(registry_uri: str) -> FileLock:
-    """A lock that makes promote_if_better's read-compare-move of the alias atomic between
-    runs on this machine: beside the database for a SQLite store (so every project sharing
-    that store shares the lock), else in the temporary folder, one per registry URI."""
-    parsed = urlparse(registry_uri)
-    if parsed.scheme == "sqlite" and parsed.path not in ("", "/", "/:memory:"):
-        # sqlite:///relative/path and sqlite:////absolute/path: drop the separator slash.
-        return FileLock(f"{parsed.path[1:]}.lock")
-    digest = hashlib.sha256(registry_uri.encode()).hexdigest()[:16]
-    return FileLock(Path(tempfile.gettempdir()) / f"fashion-transfer-registry-{digest}.lock")
+class TrackingStoreError(RuntimeError):
+    """The tracking store cannot be used as configured; the message says how to fix it."""
+
+
+def check_store(tracking_uri: str) -> None:
+    """Before a run starts: a SQLite store is created (prepare_store); a tracking server must
+    answer and accept the credentials, or the run stops with what to set."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        prepare_store(tracking_uri)
+        return
+    try:
+        mlflow.MlflowClient(tracking_uri, tracking_uri).search_experiments(max_results=1)
+    except MlflowException as error:
+        message = str(error)
+        if "401" in message or "403" in message or "Unauthorized" in message:
+            raise TrackingStoreError(
+                f"The MLflow tracking server at {tracking_uri} refused the credentials "
+                "(HTTP 401/403). Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to "
+                "an account of that server (`make team-up` prints them for the local stack)."
+            ) from None
+        first_line = message.splitlines()[0]
+        raise TrackingStoreError(
+            f"The MLflow tracking server at {tracking_uri} did not answer ({first_line}). "
+            "Start it (`make team-up` for the local stack) or fix MLFLOW_TRACKING_URI."
+        ) from None
 
 
 def prepare_store(tracking_uri: str) -> None:
     """Create a SQLite tracking store's tables, one process at a time: two runs that both
     find no store would otherwise both run MLflow's schema migrations, and one of them fails
-    ("table _alembic_tmp_params already exists"). A store that exists costs one query."""
-    if urlparse(tracking_uri).scheme != "sqlite":
+    ("table _alembic_tmp_params already exists"). A store that exists costs one query. The
+    lock sits beside the database, so every checkout that shares the store shares it."""
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme != "sqlite" or parsed.path in ("", "/", "/:memory:"):
         return
-    lock = registry_lock(tracking_uri)
-    Path(lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
-    with lock:
+    # sqlite:///relative/path and sqlite:////absolute/path: drop the separator slash.
+    database = Path(parsed.path[1:])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{database}.lock"):
         mlflow.MlflowClient(tracking_uri, tracking_uri).search_experiments(max_results=1)
 
 
-def promote_if_better(
+def promote_if_best(
     client: mlflow.MlflowClient, name: str, version: str, metrics: dict, alias: str
 ) -> tuple[bool, str]:
-    """Tag the version with its validation and test accuracy; point `alias` at it only if its
-    validation accuracy beats that of the version the alias points at now (or there is none):
-    models are chosen on validation, the test figure is reported, never chosen on. Returns
-    (promoted, reason). Call it under registry_lock, or two runs may both see the old
-    champion and both move the alias."""
+    """Tag the version with its validation and test accuracy, then point `alias` at the
+    version with the best validation accuracy of all (the earlier one on a tie): models are
+    chosen on validation, the test figure is reported, never chosen on. Returns (whether
+    `version` holds the alias, why).
+
+    Runs on several machines may register at once against one tracking server, so no lock
+    can cover them; instead each run reads every version, moves the alias to the best, and
+    reads again until what it reads agrees. The last run to write reads after its own write,
+    so it corrects any stale move made before it: the alias ends on the best version."""
     for key in ("val_accuracy", "test_accuracy"):
         client.set_model_version_tag(name, version, key, f"{metrics[key]:.6f}")
     accuracy = metrics["val_accuracy"]
-    try:
-        current = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        current = None
-    if current is None:
-        promoted, reason = True, f"first {alias} of {name}"
-    else:
-        best = float(current.tags.get("val_accuracy", "-inf"))
-        promoted = accuracy > best
-        verb = "beats" if promoted else "does not beat"
-        reason = (
-            f"validation accuracy {accuracy:.4f} {verb} {alias} version {current.version} "
-            f"({best:.4f})"
+    before = _holder(client, name, alias)
+    for _ in range(MAX_ALIAS_ROUNDS):
+        best = max(
+            client.search_model_versions(f"name='{name}'"),
+            key=lambda v: (_val_accuracy(v), -int(v.version)),
         )
-    if promoted:
-        client.set_registered_model_alias(name, alias, version)
-    return promoted, reason
+        holder = _holder(client, name, alias)
+        if holder is not None and str(holder.version) == str(best.version):
+            break
+        try:
+            client.set_registered_model_alias(name, alias, str(best.version))
+        except MlflowException:
+            # Another run set the alias at the same moment (the store refuses the second
+            # insert of a new alias): read again and judge what it set.
+            time.sleep(random.uniform(0.05, 0.2))
+    promoted = str(best.version) == str(version)
+    if promoted and (before is None or str(before.version) == str(version)):
+        return True, f"first {alias} of {name}"
+    rival = before if promoted else best
+    verb = "beats" if promoted else "does not beat"
+    return promoted, (
+        f"validation accuracy {accuracy:.4f} {verb} {alias} version {rival.version} "
+        f"({_val_accuracy(rival):.4f})"
+    )
+
+
+# Each round is a read and at most one write; concurrent runs settle in a few.
+MAX_ALIAS_ROUNDS = 20
+
+
+def _holder(client: mlflow.MlflowClient, name: str, alias: str):
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _val_accuracy(version) -> float:
+    return float(version.tags.get("val_accuracy", "-inf"))

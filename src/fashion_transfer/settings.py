@@ -19,6 +19,14 @@ def tracking_uri() -> str:
     )
 
 
+def artifact_location() -> str | None:
+    """Where runs of a new experiment keep their artifacts: mlruns/artifacts/ of the project
+    beside a local SQLite store; the tracking server's own choice (it serves them) otherwise."""
+    if tracking_uri().startswith("sqlite:"):
+        return (Path.cwd() / "mlruns" / "artifacts").as_uri()
+    return None
+
+
 def preset(section: str, *, _root_) -> DictConfig:
     """`${preset:pretrain}`: that section of the preset named by the `preset` parameter
     (parameters_presets.yml), so `--params preset=accurate` switches a whole recipe."""
@@ -46,7 +54,11 @@ HOOKS = (RunLockHooks(), ProjectHooks(), TimingHooks())
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    "custom_resolvers": {"tracking_uri": tracking_uri, "preset": preset},
+    "custom_resolvers": {
+        "tracking_uri": tracking_uri,
+        "artifact_location": artifact_location,
+        "preset": preset,
+    },
     # Kedro merges the --params values into an environment's parameters too; with its default
     # (destructive) merge, `--env NAME --params transfer.epochs=1` would then replace the whole
     # transfer recipe by {epochs: 1}. A soft merge keeps the other keys.

@@ -16,16 +16,18 @@ import mlflow
 import optuna
 from mlflow.entities import RunStatus
 
-from fashion_transfer.params import TUNED_PRESET, ParameterError, SearchDimension, TuneParams
+from fashion_transfer.params import (
+    TUNED_PRESET,
+    ParameterError,
+    SearchDimension,
+    StudyMismatchError,
+    TuneParams,
+)
 
 logger = logging.getLogger(__name__)
 
 # The preset that `--params preset=tuned` puts the best recipe on.
 BASE_OF_TUNED = "default"
-
-
-class StudyMismatchError(ValueError):
-    """The study of that name tunes another stage or preset."""
 
 
 def storage(tune: TuneParams) -> optuna.storages.RDBStorage:

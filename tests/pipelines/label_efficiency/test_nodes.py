@@ -104,6 +104,11 @@ def test_summary_finds_where_the_curves_meet_and_the_labels_saved():
     saved = found["labels_for_scratch_accuracy"][100]
     assert saved["transfer_labels_per_class"] == pytest.approx(31.6, abs=0.1)
     assert saved["labels_saved_factor"] == pytest.approx(3.16, abs=0.01)
+    assert not saved["at_most"]
+    # Scratch's 60% at 10 labels: transfer does better at its smallest size already, so 10
+    # labels is all the study can say (transfer might need fewer).
+    smallest = found["labels_for_scratch_accuracy"][10]
+    assert smallest["transfer_labels_per_class"] == 10 and smallest["at_most"]
     assert 1000 not in found["labels_for_scratch_accuracy"]  # transfer never reaches 96%
     assert metrics["label_efficiency/transfer/test_accuracy"] == [
         {"step": 10, "value": pytest.approx(0.80)},

@@ -5,6 +5,7 @@ from fashion_transfer.tracking import final_metric_values
 from .nodes import (
     analyse_fit,
     build_ensemble,
+    choose_models_to_register,
     collect_histories,
     compute_test_metrics,
     plot_confusion_matrices,
@@ -92,5 +93,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="test_metric_values",
                 name="test_metric_values",
             ),
-        ]
+            node(
+                choose_models_to_register,
+                inputs=["metrics", "params:registry"],
+                outputs="models_to_register",
+                name="choose_models_to_register",
+                tags="registry",
+            ),
+        ],
+        tags="evaluation",
     )

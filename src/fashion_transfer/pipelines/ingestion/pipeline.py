@@ -12,5 +12,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="fashion_mnist",
                 name="assemble_dataset",
             )
-        ]
+        ],
+        tags="data",
     )

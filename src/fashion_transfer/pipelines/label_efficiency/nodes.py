@@ -204,7 +204,7 @@ def _savings(ours: pd.DataFrame, scratch: pd.DataFrame) -> dict:
         if not len(reached):
             continue
         i = reached[0]
-        if i == 0:
+        if i == 0:  # already at the smallest size studied: fewer might do as well
             needed = float(ours["per_class"].iloc[0])
         else:  # linear in log(size) between the two sizes around the crossing
             t = (row.test_accuracy - y[i - 1]) / (y[i] - y[i - 1])
@@ -213,6 +213,7 @@ def _savings(ours: pd.DataFrame, scratch: pd.DataFrame) -> dict:
             "scratch_test_accuracy": float(row.test_accuracy),
             "transfer_labels_per_class": round(needed, 1),
             "labels_saved_factor": round(row.per_class / needed, 2),
+            "at_most": i == 0,  # true: transfer needs this many or fewer (a lower bound)
         }
     return {
         "lead_in_points": {

@@ -34,5 +34,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="label_efficiency_plot",
                 name="plot_label_efficiency",
             ),
-        ]
+        ],
+        tags="label_efficiency",
     )

@@ -12,5 +12,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="image_predictions",
                 name="classify_images",
             )
-        ]
+        ],
+        tags="predict",
     )

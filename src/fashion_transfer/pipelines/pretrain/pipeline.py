@@ -20,5 +20,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="pretrain_epoch_metrics",
                 name="pretrain_epoch_metrics",
             ),
-        ]
+        ],
+        tags="pretrain",
     )

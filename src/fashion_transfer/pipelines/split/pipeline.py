@@ -12,5 +12,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["pretrain_data", "transfer_data"],
                 name="split_stages",
             )
-        ]
+        ],
+        tags="data",
     )

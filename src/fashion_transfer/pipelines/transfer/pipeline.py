@@ -27,5 +27,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="transfer_epoch_metrics",
                 name="transfer_epoch_metrics",
             ),
-        ]
+        ],
+        tags="transfer",
     )

@@ -29,5 +29,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="summarise_study",
             ),
             node(plot_study, inputs="tuning_study", outputs="tuning_plots", name="plot_study"),
-        ]
+        ],
+        tags="tune",
     )

@@ -87,7 +87,7 @@ def test_kedro_viz_build_renders_the_default_pipeline(viz_build):
     names = {node["name"] for node in graph["nodes"]}
     assert set(DEFAULT_NODES) <= names
     tags = {tag["name"] for tag in graph["tags"]}
-    assert {"Data", "Pretrain", "Transfer", "Evaluation", "Registry"} <= tags
+    assert {"data", "pretrain", "transfer", "evaluation", "registry"} <= tags
 
 
 def test_kedro_viz_shows_the_flowchart_and_the_metrics_preview(

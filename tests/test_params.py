@@ -21,7 +21,7 @@ def test_preset_switches_the_recipe_and_single_values_still_override():
 
 
 def test_unknown_preset_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown preset 'fastest'; valid presets: \['accurate'"):
+    with pytest.raises(ValueError, match=r"unknown preset 'fastest'; valid presets: \['default'"):
         project_parameters(preset="fastest")
 
 

@@ -37,10 +37,11 @@ class ProjectHooks:
     def after_context_created(self, context) -> None:
         self.params = validate_parameters(context.params)
         self.project_path = Path(context.project_path)
-        from fashion_transfer.registry import check_store
-        from fashion_transfer.settings import tracking_uri
+        from fashion_transfer.registry import prepare_store
+        from fashion_transfer.settings import artifact_location, tracking_uri
 
-        check_store(tracking_uri())
+        experiment = context.config_loader["mlflow"]["tracking"]["experiment"]["name"]
+        prepare_store(tracking_uri(), experiment, artifact_location())
         # Denormal floats (weights decaying towards zero late in training) can slow CPU
         # kernels down by orders of magnitude; flushing them to zero costs no accuracy.
         torch.set_flush_denormal(True)

@@ -98,14 +98,24 @@ class TrackingStoreError(RuntimeError):
     """The tracking store cannot be used as configured; the message says how to fix it."""
 
 
-def check_store(tracking_uri: str) -> None:
-    """Before a run starts: a SQLite store is created (prepare_store); a tracking server must
-    answer and accept the credentials, or the run stops with what to set."""
-    if not tracking_uri.startswith(("http://", "https://")):
-        prepare_store(tracking_uri)
+def prepare_store(tracking_uri: str, experiment: str, artifact_location: str | None) -> None:
+    """Before a run starts: the store answers, accepts the credentials and holds the
+    experiment, or the run stops with what to fix. Runs that start together on a new store
+    would otherwise race: two creating a SQLite store's tables both run MLflow's migrations
+    ("table _alembic_tmp_params already exists"), two creating the experiment on a server
+    collide (RESOURCE_ALREADY_EXISTS). A SQLite store is prepared under a lock beside it,
+    which every checkout sharing the store shares; on a server the loser of the race finds
+    the winner's experiment."""
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme == "sqlite" and parsed.path not in ("", "/", "/:memory:"):
+        # sqlite:///relative/path and sqlite:////absolute/path: drop the separator slash.
+        database = Path(parsed.path[1:])
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{database}.lock"):
+            _ensure_experiment(tracking_uri, experiment, artifact_location)
         return
     try:
-        mlflow.MlflowClient(tracking_uri, tracking_uri).search_experiments(max_results=1)
+        _ensure_experiment(tracking_uri, experiment, artifact_location)
     except MlflowException as error:
         message = str(error)
         if "401" in message or "403" in message or "Unauthorized" in message:
@@ -121,19 +131,15 @@ def check_store(tracking_uri: str) -> None:
         ) from None
 
 
-def prepare_store(tracking_uri: str) -> None:
-    """Create a SQLite tracking store's tables, one process at a time: two runs that both
-    find no store would otherwise both run MLflow's schema migrations, and one of them fails
-    ("table _alembic_tmp_params already exists"). A store that exists costs one query. The
-    lock sits beside the database, so every checkout that shares the store shares it."""
-    parsed = urlparse(tracking_uri)
-    if parsed.scheme != "sqlite" or parsed.path in ("", "/", "/:memory:"):
+def _ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:
+    client = mlflow.MlflowClient(tracking_uri, tracking_uri)
+    if client.get_experiment_by_name(name) is not None:
         return
-    # sqlite:///relative/path and sqlite:////absolute/path: drop the separator slash.
-    database = Path(parsed.path[1:])
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{database}.lock"):
-        mlflow.MlflowClient(tracking_uri, tracking_uri).search_experiments(max_results=1)
+    try:
+        client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":  # another run made it just now
+            raise
 
 
 def promote_if_best(

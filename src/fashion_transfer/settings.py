@@ -3,19 +3,19 @@ points MLflow at the project's local store unless MLFLOW_TRACKING_URI says other
 
 import os
 import warnings
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from fashion_transfer.hooks import ProjectHooks, RunLockHooks, TimingHooks
 from fashion_transfer.params import TUNED_PRESET, ParameterError
+from fashion_transfer.paths import project_root
 
 
 def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI when set, else a SQLite store in mlruns/ of the project (run from
-    its root, as kedro is)."""
+    """MLFLOW_TRACKING_URI when set, else a SQLite store in mlruns/ of the project."""
     return (
-        os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlruns' / 'mlflow.db'}"
+        os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{project_root() / 'mlruns' / 'mlflow.db'}"
     )
 
 
@@ -23,13 +23,13 @@ def artifact_location() -> str | None:
     """Where runs of a new experiment keep their artifacts: mlruns/artifacts/ of the project
     beside a local SQLite store; the tracking server's own choice (it serves them) otherwise."""
     if tracking_uri().startswith("sqlite:"):
-        return (Path.cwd() / "mlruns" / "artifacts").as_uri()
+        return (project_root() / "mlruns" / "artifacts").as_uri()
     return None
 
 
 def preset(section: str, *, _root_) -> DictConfig:
     """`${preset:pretrain}`: that section of the preset named by the `preset` parameter
-    (parameters_presets.yml), so `--params preset=accurate` switches a whole recipe."""
+    (parameters_presets.yml), so `--params preset=seed` switches a whole recipe."""
     name, presets = _root_["preset"], _root_["presets"]
     if name == TUNED_PRESET:  # the best recipe of the tuning study, on top of `default`
         from fashion_transfer.tuning import best_recipe
@@ -63,4 +63,6 @@ CONFIG_LOADER_ARGS = {
     # (destructive) merge, `--env NAME --params transfer.epochs=1` would then replace the whole
     # transfer recipe by {epochs: 1}. A soft merge keeps the other keys.
     "merge_strategy": {"parameters": "soft"},
+    # kedro-mlflow's own pattern, known from the start: the hooks read the experiment's name.
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }

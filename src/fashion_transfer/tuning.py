@@ -23,6 +23,7 @@ from fashion_transfer.params import (
     StudyMismatchError,
     TuneParams,
 )
+from fashion_transfer.paths import in_project
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def storage(tune: TuneParams) -> optuna.storages.RDBStorage:
     """The study's storage, with heartbeats: a worker that dies mid-trial stops beating, and
     after `grace_period` seconds the next worker to start a trial marks it FAIL and queues its
     parameters again (up to `max_retry` times)."""
-    url = tune.storage
+    url = in_project(tune.storage)
     engine = {}
     if urlparse(url).scheme == "sqlite":
         Path(urlparse(url).path[1:]).parent.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,11 @@ def test_transfer_then_evaluation(stage_data, scratch_baseline):
         "params:transfer": {**TRAINING_PARAMS, "scratch_baseline": scratch_baseline},
         "params:runtime": RUNTIME_PARAMS,
         "params:evaluation": THRESHOLDS,
+        "params:registry": {
+            "register_models": True,
+            "alias": "champion",
+            "model_names": {"transfer": "t", "ensemble": "e"},
+        },
     }
     trained = run_pipeline(
         transfer.create_pipeline(),
@@ -74,6 +79,15 @@ def test_transfer_then_evaluation(stage_data, scratch_baseline):
     )
     assert set(report["learning_curve_plots"].load()) == {f"{m}.png" for m in trained}
     assert metrics["transfer"]["test_examples"] == len(transfer_data["test_labels"])
+    # What the hook registers once the run has succeeded: the transfer model and, where it
+    # was built, the ensemble, with the figures the champion rule compares.
+    plan = report["models_to_register"].load()
+    assert plan["transfer"]["val_accuracy"] == metrics["transfer"]["val_accuracy"]
+    assert plan["transfer"]["dataset"] == "transfer_model"
+    if scratch_baseline:
+        assert plan["ensemble"]["dataset"] == "ensemble_models"
+    else:
+        assert plan["ensemble"] == {"name": "e", "skipped": "not built in this run"}
     ensembles = report["ensemble_models"].load()
     assert list(ensembles) == (["ensemble"] if scratch_baseline else [])
     if scratch_baseline:  # the ensemble's validation accuracy is its members' mean's

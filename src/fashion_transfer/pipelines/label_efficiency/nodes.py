@@ -213,7 +213,7 @@ def _savings(ours: pd.DataFrame, scratch: pd.DataFrame) -> dict:
             "scratch_test_accuracy": float(row.test_accuracy),
             "transfer_labels_per_class": round(needed, 1),
             "labels_saved_factor": round(row.per_class / needed, 2),
-            "at_most": i == 0,  # true: transfer needs this many or fewer (a lower bound)
+            "at_most": bool(i == 0),  # true: transfer needs this many or fewer
         }
     return {
         "lead_in_points": {

@@ -12,7 +12,6 @@ import numpy as np
 import optuna
 import pandas as pd
 from matplotlib.figure import Figure
-from sqlalchemy.engine import make_url
 
 from fashion_transfer import tuning
 from fashion_transfer.model import FashionCNN
@@ -120,7 +119,7 @@ def summarise_study(
     }
     best = {
         "study_name": study.study_name,
-        "storage": make_url(tune.storage).render_as_string(hide_password=True),
+        "storage": tune.storage,  # holds no password: the schema refuses one
         "stage": study.user_attrs["stage"],
         "preset": study.user_attrs["preset"],
     }

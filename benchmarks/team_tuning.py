@@ -1,0 +1,135 @@
+"""Team-mode tuning, measured: trials per hour with one and with two `kedro run --pipeline
+tune` workers on one study in PostgreSQL, and the time one trial spends talking to PostgreSQL
+(Optuna's storage) and to the MLflow server (its nested run), with no training in between.
+
+Run it from the project root after `make run` and `make team-up`, with the variables that
+`make team-up` printed exported (MLFLOW_TRACKING_URI, its credentials, PGPASSWORD,
+TUNE_STORAGE):
+
+    python benchmarks/team_tuning.py --trials 8 --output benchmarks/team-tuning.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+# One recipe for every trial (no search), so that one worker and two do the same work.
+FIXED = (
+    "tune.search_space.transfer.epochs.low=6,tune.search_space.transfer.epochs.high=7,"
+    "tune.search_space.transfer.fine_tune_epochs.low=3,"
+    "tune.search_space.transfer.fine_tune_epochs.high=4,tune.pruner.type=none"
+)
+
+
+def workers(count: int, trials_each: int, storage: str) -> float:
+    """Wall seconds for `count` workers to run `trials_each` trials each on a new study."""
+    study = f"bench-{count}w-{uuid.uuid4().hex[:6]}"
+    params = f"tune.storage={storage},tune.study_name={study},tune.n_trials={trials_each},{FIXED}"
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kedro",
+                "run",
+                "--pipeline",
+                "tune",
+                "--params",
+                f"{params},tune.sampler_seed={seed}",
+            ],
+            cwd=PROJECT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        for seed in range(count)
+    ]
+    if any(process.wait() for process in processes):
+        sys.exit(f"a worker failed; run `kedro run --pipeline tune --params {params}` to see why")
+    return time.perf_counter() - started
+
+
+def io_per_trial(storage: str, trials: int, epochs: int) -> dict:
+    """What one trial costs in round trips, without training: ask, suggest the transfer
+    search space, a nested MLflow run with its parameters, per epoch a report, a pruning
+    check and the metrics, then the state tags and tell; each part timed on its own."""
+    import mlflow
+    import optuna
+    import yaml
+
+    from fashion_transfer import tuning
+    from fashion_transfer.params import TuneParams
+
+    shipped = yaml.safe_load((PROJECT / "conf/base/parameters_tune.yml").read_text())["tune"]
+    tune = TuneParams.model_validate(shipped | {"storage": storage})
+    study = optuna.create_study(
+        study_name=f"bench-io-{uuid.uuid4().hex[:6]}", storage=tuning.storage(tune)
+    )
+    study.set_user_attr("stage", "transfer")
+    study.set_user_attr("preset", "default")
+    mlflow.set_experiment("fashion-mnist-transfer-benchmarks")
+    storage_seconds, mlflow_seconds = [], []
+    with mlflow.start_run(run_name="team tuning benchmark"):
+        for _ in range(trials):
+            spent = {"storage": 0.0, "mlflow": 0.0}
+
+            def timed(kind, call, *args, spent=spent, **kwargs):
+                started = time.perf_counter()
+                result = call(*args, **kwargs)
+                spent[kind] += time.perf_counter() - started
+                return result
+
+            trial = timed("storage", study.ask)
+            values = timed("storage", tuning.suggest, trial, tune.search_space["transfer"])
+            timed("mlflow", mlflow.start_run, nested=True, run_name=f"trial {trial.number}")
+            timed("mlflow", mlflow.log_params, {f"transfer.{k}": v for k, v in values.items()})
+            for epoch in range(1, epochs + 1):
+                timed("storage", trial.report, 0.9, epoch)
+                timed("storage", trial.should_prune)
+                timed("storage", trial.set_user_attr, "epochs_trained", epoch)
+                timed("mlflow", mlflow.log_metrics, {"transfer/val_accuracy": 0.9}, step=epoch)
+            timed("mlflow", mlflow.set_tags, {"optuna.state": "COMPLETE"})
+            timed("mlflow", mlflow.end_run)
+            timed("storage", study.tell, trial, 0.9)
+            storage_seconds.append(spent["storage"])
+            mlflow_seconds.append(spent["mlflow"])
+    return {
+        "trials": trials,
+        "epochs_per_trial": epochs,
+        "storage_seconds_per_trial": statistics.median(storage_seconds),
+        "mlflow_seconds_per_trial": statistics.median(mlflow_seconds),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=8, help="trials per configuration")
+    parser.add_argument("--output", type=Path, default=PROJECT / "benchmarks/team-tuning.json")
+    args = parser.parse_args()
+    storage = os.environ.get("TUNE_STORAGE")
+    if not storage or not os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http"):
+        sys.exit("export the variables `make team-up` prints (TUNE_STORAGE, MLFLOW_...) first")
+    one = workers(1, args.trials, storage)
+    two = workers(2, args.trials // 2, storage)
+    report = {
+        "trials": args.trials,
+        "one_worker": {"seconds": one, "trials_per_hour": 3600 * args.trials / one},
+        "two_workers": {"seconds": two, "trials_per_hour": 3600 * args.trials / two},
+        "io": io_per_trial(storage, trials=20, epochs=10),
+        "cpu_cores": os.cpu_count(),
+    }
+    args.output.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -30,10 +30,13 @@ FIXED = (
 )
 
 
-def workers(count: int, trials_each: int, storage: str) -> float:
-    """Wall seconds for `count` workers to run `trials_each` trials each on a new study."""
+def workers(count: int, trials_each: int, storage: str, threads: int | None) -> float:
+    """Wall seconds for `count` workers, each with `threads` PyTorch threads (None: one per
+    core), to run `trials_each` trials each on a new study."""
     study = f"bench-{count}w-{uuid.uuid4().hex[:6]}"
     params = f"tune.storage={storage},tune.study_name={study},tune.n_trials={trials_each},{FIXED}"
+    if threads:
+        params += f",runtime.num_threads={threads}"
     started = time.perf_counter()
     processes = [
         subprocess.Popen(
@@ -114,19 +117,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8, help="trials per configuration")
     parser.add_argument("--output", type=Path, default=PROJECT / "benchmarks/team-tuning.json")
+    parser.add_argument(
+        "--configs",
+        default="1x0,2x0,2x1",
+        help="workers x PyTorch threads each (0: one per core), comma-separated",
+    )
+    parser.add_argument("--skip-io", action="store_true", help="do not time the round trips")
     args = parser.parse_args()
     storage = os.environ.get("TUNE_STORAGE")
     if not storage or not os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http"):
         sys.exit("export the variables `make team-up` prints (TUNE_STORAGE, MLFLOW_...) first")
-    one = workers(1, args.trials, storage)
-    two = workers(2, args.trials // 2, storage)
-    report = {
-        "trials": args.trials,
-        "one_worker": {"seconds": one, "trials_per_hour": 3600 * args.trials / one},
-        "two_workers": {"seconds": two, "trials_per_hour": 3600 * args.trials / two},
-        "io": io_per_trial(storage, trials=20, epochs=10),
-        "cpu_cores": os.cpu_count(),
-    }
+    report = {"trials": args.trials, "cpu_cores": os.cpu_count(), "workers": {}}
+    for config in args.configs.split(","):
+        count, threads = (int(part) for part in config.split("x"))
+        seconds = workers(count, args.trials // count, storage, threads or None)
+        report["workers"][config] = {
+            "workers": count,
+            "threads_each": threads or os.cpu_count(),
+            "seconds": seconds,
+            "trials_per_hour": 3600 * args.trials / seconds,
+        }
+    if not args.skip_io:
+        report["io"] = io_per_trial(storage, trials=20, epochs=10)
     args.output.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
 

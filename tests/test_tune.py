@@ -156,40 +156,6 @@ def test_ctrl_c_kills_the_run_leaves_no_trial_running_and_the_next_run_resumes(
     assert {r.info.status for r in new_runs(project, known)} == {"KILLED"}
 
 
-def test_two_workers_share_one_study_at_once(project, first_study):
-    before = len(study_of(project).trials)
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kedro",
-                "run",
-                "--pipeline",
-                "tune",
-                "--params",
-                f"tune.n_trials=1,{QUICK},tune.sampler_seed={seed}",
-            ],
-            cwd=project,
-            env=kedro_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for seed in (11, 12)
-    ]
-    try:
-        outputs = [worker.communicate(timeout=300)[0] for worker in workers]
-    finally:
-        for worker in workers:
-            worker.kill()
-    for worker, output in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, output[-3000:]
-        assert "waiting for it to finish" not in output  # readers do not queue on data/
-    trials = study_of(project).trials[before:]
-    assert len(trials) == 2 and len({t.user_attrs["worker"] for t in trials}) == 2
-
-
 def test_preset_tuned_runs_with_the_best_recipe_of_the_study(project, first_study):
     best = study_of(project).best_trial
     result = kedro(

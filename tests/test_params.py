@@ -90,6 +90,10 @@ def test_a_bad_search_space_is_named_before_anything_runs(change, expected):
         ({"labels_per_class": [0]}, "greater than 0"),
         ({"transfer_recipes": {"scratch": {}}}, "'scratch' names the from-scratch arm"),
         (
+            {"transfer_recipes": {"transfer": None, "transfer_shifted": None}},
+            "every transfer recipe is left out",
+        ),
+        (
             {"transfer_recipes": {"tiny": {"learning_rate": -1}}},
             "tiny.learning_rate: Input should be greater than 0",
         ),
@@ -120,3 +124,9 @@ def test_params_on_the_command_line_change_one_key_in_any_conf_environment(tmp_p
     params = validate_parameters(loader["parameters"])
     assert params.transfer.epochs == 1 and params.transfer.learning_rate == 0.003
     assert params.split.max_examples_per_stage == 100 and params.split.seed == 42
+
+
+def test_a_label_efficiency_arm_can_be_left_out():
+    params = project_parameters()
+    params["label_efficiency"]["transfer_recipes"]["transfer_shifted"] = None
+    assert list(validate_parameters(params).label_efficiency.transfer_recipes) == ["transfer"]

@@ -140,13 +140,6 @@ def test_the_server_refuses_requests_without_the_right_credentials(stack, team_e
     )
 
 
-def test_a_password_in_the_tuning_storage_url_is_refused(project, first_run):
-    url = "postgresql+psycopg://fashion:secret@127.0.0.1:5432/optuna"
-    result = kedro(project, "run", "--pipeline", "tune", "--params", f"tune.storage={url}")
-    assert_user_error(result, "tune.storage: the storage URL holds a password")
-    assert "secret" not in result.output.replace(url, "")
-
-
 @pytest.fixture(scope="module")
 def team_runs(stack, team_env, tmp_path_factory):
     """Three full runs on a small slice, at once, from separate checkouts, against the
@@ -277,7 +270,7 @@ def test_two_tuning_workers_on_separate_checkouts_share_one_study(
 def test_a_killed_worker_s_trial_fails_after_the_grace_period_and_is_retried(
     stack, team_env, project, first_run, tmp_path
 ):
-    heartbeat = "tune.heartbeat_interval=1,tune.grace_period=4"
+    heartbeat = "tune.heartbeat_interval=1,tune.grace_period=2"
     common = (
         f"tune.storage={stack['TUNE_STORAGE']},tune.study_name=killed,{heartbeat},"
         "tune.search_space.transfer.fine_tune_epochs.high=1"
@@ -299,7 +292,7 @@ def test_a_killed_worker_s_trial_fails_after_the_grace_period_and_is_retried(
     study = optuna.load_study(study_name="killed", storage=_optuna_storage(stack))
     (orphan,) = study.trials
     assert orphan.state.name == "RUNNING"  # until a live worker notices the silence
-    time.sleep(5)  # past the grace period
+    time.sleep(3)  # past the grace period
     survivor = _tune_worker(
         _store_project(project, tmp_path / "survivor"),
         team_env,

@@ -178,33 +178,6 @@ def test_preset_tuned_runs_with_the_best_recipe_of_the_study(project, first_stud
     )
 
 
-def test_preset_tuned_without_a_study_says_to_tune_first(project, first_run):
-    result = kedro(project, "run", "--params", "preset=tuned,tune.study_name=never-tuned")
-    assert_user_error(
-        result,
-        "Error: Invalid parameters: preset: preset 'tuned' takes the best recipe of the tuning "
-        "study 'never-tuned'",
-        "does not exist yet; run `kedro run --pipeline tune` first",
-    )
-
-
-@pytest.mark.parametrize(
-    ("params", "expected"),
-    [
-        (
-            "tune.search_space.transfer.epochs.low=5,tune.search_space.transfer.epochs.high=2",
-            "tune.search_space.transfer.epochs: the range [5.0, 2.0] is empty",
-        ),
-    ],
-    ids=["empty-range"],  # the other cases: tests/test_params.py
-)
-def test_a_bad_search_space_is_refused_before_anything_runs(project, params, expected):
-    known = run_ids(project)
-    result = kedro(project, "run", "--pipeline", "tune", "--params", params)
-    assert_user_error(result, "Error: Invalid parameters:", expected)
-    assert run_ids(project) == known
-
-
 def test_tuning_before_any_run_says_what_to_run_first(tmp_path):
     fresh = copy_project(tmp_path / "fresh")
     result = kedro(fresh, "run", "--pipeline", "tune")

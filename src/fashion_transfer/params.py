@@ -243,8 +243,9 @@ class LabelEfficiencyParams(_Strict):
     seeds: list[int] = Field(min_length=1)
     min_epoch_images: PositiveInt = 2560
     # name -> changes to the preset's transfer recipe (dotted keys allowed); each is one arm
-    # of the study beside the scratch arm.
-    transfer_recipes: dict[str, dict] = Field(min_length=1)
+    # of the study beside the scratch arm. A conf environment adds arms to the shipped ones
+    # (parameters merge softly); null leaves one out.
+    transfer_recipes: dict[str, dict | None] = Field(min_length=1)
 
     @field_validator("labels_per_class", "seeds")
     @classmethod
@@ -258,7 +259,10 @@ class LabelEfficiencyParams(_Strict):
     def _not_scratch(cls, recipes: dict) -> dict:
         if "scratch" in recipes:
             raise ValueError("'scratch' names the from-scratch arm; give the recipe another name")
-        return recipes
+        kept = {name: changes for name, changes in recipes.items() if changes is not None}
+        if not kept:
+            raise ValueError("every transfer recipe is left out (null): keep at least one")
+        return kept
 
     def sizes(self) -> list[int | None]:
         """Labels per class, smallest first; None (all of them) last."""

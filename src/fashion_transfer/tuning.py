@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from urllib.parse import urlparse
 
 import mlflow
 import optuna
+import sqlalchemy
 from mlflow.entities import RunStatus
 
 from fashion_transfer.params import (
@@ -51,7 +54,18 @@ def storage(tune: TuneParams) -> optuna.storages.RDBStorage:
                     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=tune.max_retry)
                 ),
             }
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
+            except sqlalchemy.exc.DBAPIError:
+                # Workers that start together on a new database race to create Optuna's
+                # tables ("duplicate key ... studydirection"); the loser finds them made.
+                if attempt == SCHEMA_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0.5, 1.5))
+
+
+SCHEMA_ATTEMPTS = 5
 
 
 @contextlib.contextmanager

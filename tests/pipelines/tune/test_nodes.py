@@ -175,3 +175,28 @@ def test_a_study_without_a_complete_trial_reports_no_best():
     trials, best, metrics = summarise_study(study, PRETRAIN, TRANSFER, params)
     assert trials.empty and "best_trial" not in best and "tune/best_val_accuracy" not in metrics
     assert metrics["tune/trials_complete"] == [{"step": 0, "value": 0.0}]
+
+
+def test_preset_tuned_needs_a_study_with_a_complete_trial(tmp_path):
+    from fashion_transfer.params import ParameterError
+    from fashion_transfer.tuning import best_recipe
+    from tests.conftest import project_parameters
+
+    params = project_parameters()
+    tune = {**params["tune"], "storage": f"sqlite:///{tmp_path / 'optuna.db'}"}
+    with pytest.raises(ParameterError, match="'transfer-default' .* does not exist yet; run"):
+        best_recipe(tune, params["presets"])
+    study = optuna.create_study(study_name="transfer-default", storage=tune["storage"])
+    study.set_user_attr("stage", "transfer")
+    with pytest.raises(ParameterError, match="has no complete trial yet"):
+        best_recipe(tune, params["presets"])
+    study.add_trial(
+        optuna.create_trial(
+            params={"learning_rate": 0.001},
+            distributions={"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-2)},
+            value=0.9,
+        )
+    )
+    sections = best_recipe(tune, params["presets"])
+    assert sections["transfer"]["learning_rate"] == 0.001
+    assert sections["pretrain"] == params["presets"]["default"]["pretrain"]

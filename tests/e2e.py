@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -93,6 +94,45 @@ def kedro(project: Path, *args: str, timeout: float = 600, env: dict | None = No
     return Result(
         completed.returncode, completed.stdout + completed.stderr, new_runs(project, before)
     )
+
+
+def start_kedro(
+    project: Path, *args: str, env: dict | None = None, own_group: bool = False
+) -> subprocess.Popen:
+    """`kedro ARGS` in the background, its output (stdout and stderr) to read line by line.
+    Ctrl-C reaches it as it reaches a terminal user's run (a shell starts background jobs
+    with Ctrl-C ignored, and children inherit that); `own_group` lets a test kill it with
+    everything it started."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "kedro", *args],
+        cwd=project,
+        env=env or kedro_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        start_new_session=own_group,
+    )
+
+
+def outputs_of(processes: list[subprocess.Popen], timeout: float = 600) -> list[str]:
+    """Wait for every process and return their outputs; none is left running."""
+    try:
+        return [process.communicate(timeout=timeout)[0] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+
+
+def require(program: str | None, what: str, package: str) -> None:
+    """Skip where a system program is missing, with the reason; in CI (which installs it in
+    .ci/run) fail instead, so that the checks never silently stop running there."""
+    import pytest
+
+    if program is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run {what}: .ci/run installs Debian's {package}")
+        pytest.skip(f"{what} need Debian's {package} (apt-get install {package})")
 
 
 def new_runs(project: Path, before: set[str]) -> list:

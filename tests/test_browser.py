@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from fashion_transfer.servers import free_port, start_server, stop_server, wait_until_up
 from tests.conftest import PROJECT_ROOT
-from tests.e2e import EXPERIMENT, client_of, kedro, kedro_env, store
+from tests.e2e import EXPERIMENT, client_of, kedro, kedro_env, require, store
 
 CHROMIUM = shutil.which("chromium")
 SCREENSHOTS = PROJECT_ROOT / "test-screenshots"
@@ -34,10 +33,7 @@ DEFAULT_NODES = (
 
 @pytest.fixture(scope="module")
 def browser():
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the browser checks: .ci/run installs Debian's chromium")
-        pytest.skip("no chromium on this machine (apt-get install chromium): browser checks skip")
+    require(CHROMIUM, "the browser checks", "chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -9,8 +9,6 @@ import json
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -36,7 +34,9 @@ from tests.e2e import (
     kedro,
     kedro_env,
     new_runs,
+    outputs_of,
     run_ids,
+    start_kedro,
     store,
     version_counts,
     versions_of,
@@ -231,17 +231,7 @@ def test_interrupted_run_is_killed_registers_nothing_and_keeps_models_whole(
     saved = _model_files(project)
     before = version_counts(project)
     known = run_ids(project)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run", "--params", f"{SMALL_SLICE},{params}"],
-        cwd=project,
-        env=kedro_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        # A shell starts background jobs with Ctrl-C ignored, and children inherit that; the
-        # run under test must get Ctrl-C as a terminal user's run does.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    run = start_kedro(project, "run", "--params", f"{SMALL_SLICE},{params}")
     seen = []
     try:
         for line in run.stdout:  # signal the moment the run reaches `when`
@@ -425,21 +415,10 @@ def test_concurrent_runs_on_one_tracking_store_each_keep_their_own_data_and_the_
         "c": (other, {**kedro_env(), "MLFLOW_TRACKING_URI": store(here)}),
     }
     processes = {
-        key: subprocess.Popen(
-            [sys.executable, "-m", "kedro", "run", "--params", f"{base},{own_params[key]}"],
-            cwd=folder,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        key: start_kedro(folder, "run", "--params", f"{base},{own_params[key]}", env=env)
         for key, (folder, env) in launches.items()
     }
-    try:
-        outputs = {key: process.communicate(timeout=600)[0] for key, process in processes.items()}
-    finally:
-        for process in processes.values():
-            process.kill()
+    outputs = dict(zip(processes, outputs_of(list(processes.values())), strict=True))
     for key, process in processes.items():
         assert process.returncode == 0, outputs[key][-3000:]
     assert sum("waiting for it to finish" in outputs[key] for key in ("a", "b")) == 1

@@ -25,7 +25,17 @@ from PIL import Image
 
 from fashion_transfer import team
 from fashion_transfer.servers import free_port, start_model_server, stop_server, wait_until_up
-from tests.e2e import EXPERIMENT, MODELS, assert_user_error, copy_project, kedro, kedro_env
+from tests.e2e import (
+    EXPERIMENT,
+    MODELS,
+    assert_user_error,
+    copy_project,
+    kedro,
+    kedro_env,
+    outputs_of,
+    require,
+    start_kedro,
+)
 
 POSTGRES = shutil.which("initdb") or next(Path(team.POSTGRES_LIBRARY).glob("*/bin/initdb"), None)
 QUICK_TUNE = (
@@ -36,10 +46,7 @@ QUICK_TUNE = (
 
 @pytest.fixture(scope="module")
 def stack_folder():
-    if POSTGRES is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the team tests: .ci/run installs Debian's postgresql")
-        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql)")
+    require(POSTGRES, "the team-mode tests", "postgresql")
     # PostgreSQL runs as the postgres user, who must be able to enter the folder.
     base = Path(tempfile.mkdtemp(prefix="fashion-team-"))
     base.chmod(0o755)
@@ -152,21 +159,10 @@ def team_runs(stack, team_env, tmp_path_factory):
     seeds = (1, 2, 3)  # three recipes, so that the versions differ and the alias must choose
     checkouts = [copy_project(tmp_path / f"checkout-{seed}") for seed in seeds]
     runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "kedro", "run", "--params", f"{quick},pretrain.seed={seed}"],
-            cwd=checkout,
-            env=team_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        start_kedro(checkout, "run", "--params", f"{quick},pretrain.seed={seed}", env=team_env)
         for seed, checkout in zip(seeds, checkouts, strict=True)
     ]
-    try:
-        outputs = [run.communicate(timeout=600)[0] for run in runs]
-    finally:
-        for run in runs:
-            run.kill()
+    outputs = outputs_of(runs)
     for run, output in zip(runs, outputs, strict=True):
         assert run.returncode == 0, output[-3000:]
 
@@ -225,14 +221,8 @@ def test_the_champion_serves_from_the_server_and_predict_uses_it(
 
 
 def _tune_worker(checkout: Path, env: dict, params: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run", "--pipeline", "tune", "--params", params],
-        cwd=checkout,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    return start_kedro(
+        checkout, "run", "--pipeline", "tune", "--params", params, env=env, own_group=True
     )
 
 
@@ -249,11 +239,7 @@ def test_two_tuning_workers_on_separate_checkouts_share_one_study(
         )
         for seed in (1, 2)
     ]
-    try:
-        outputs = [worker.communicate(timeout=600)[0] for worker in workers]
-    finally:
-        for worker in workers:
-            worker.kill()
+    outputs = outputs_of(workers)
     for worker, output in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, output[-3000:]
     study = optuna.load_study(study_name="shared", storage=_optuna_storage(stack))

@@ -4,8 +4,6 @@ the study in the project's SQLite storage and every trial a nested MLflow run.""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 
 import optuna
 import pandas as pd
@@ -18,9 +16,9 @@ from tests.e2e import (
     client_of,
     copy_project,
     kedro,
-    kedro_env,
     new_runs,
     run_ids,
+    start_kedro,
 )
 
 # Short trials on the small slice: 1-2 head epochs and at most one fine-tuning epoch.
@@ -120,24 +118,14 @@ def test_ctrl_c_kills_the_run_leaves_no_trial_running_and_the_next_run_resumes(
 ):
     before = len(study_of(project).trials)
     known = run_ids(project)
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kedro",
-            "run",
-            "--pipeline",
-            "tune",
-            "--params",
-            f"tune.n_trials=5,{QUICK},tune.pruner.type=none,tune.search_space.transfer.epochs.low=30,"
-            "tune.search_space.transfer.epochs.high=31",
-        ],
-        cwd=project,
-        env=kedro_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    run = start_kedro(
+        project,
+        "run",
+        "--pipeline",
+        "tune",
+        "--params",
+        f"tune.n_trials=5,{QUICK},tune.pruner.type=none,tune.search_space.transfer.epochs.low=30,"
+        "tune.search_space.transfer.epochs.high=31",
     )
     try:
         for line in run.stdout:

@@ -42,7 +42,7 @@ serve: $(STAMP)
 	$(BIN)/mlflow models serve -m models:/$(MODEL)@champion --env-manager local -h 127.0.0.1 -p 5001
 
 notebook: $(STAMP)
-	PATH="$(BIN):$$PATH" $(BIN)/kedro jupyter notebook --ip 127.0.0.1 --no-browser
+	PATH="$(BIN):$$PATH" $(BIN)/kedro jupyter notebook --ip 127.0.0.1 --no-browser $(ARGS)
 
 # A PostgreSQL cluster and an MLflow server for a team, on this machine (data in .team/).
 team-up: $(STAMP)

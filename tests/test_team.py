@@ -291,6 +291,12 @@ def test_a_killed_worker_s_trial_fails_after_the_grace_period_and_is_retried(
     assert retry.state.name in ("COMPLETE", "PRUNED") and retry.params == first.params
     assert retry.system_attrs["failed_trial"] == first.number
     assert retry.user_attrs["worker"] != first.user_attrs["worker"]
+    # The dead worker's trial run is ended by the survivor, not left RUNNING in the UI.
+    orphan_run = _client(stack).get_run(first.user_attrs["mlflow_run_id"])
+    assert orphan_run.info.status == "KILLED"
+    assert orphan_run.data.tags["optuna.state"] == "FAIL"
+    assert "stopped beating" in orphan_run.data.tags["optuna.fail_reason"]
+    assert "is marked KILLED" in output
 
 
 def _optuna_storage(stack) -> str:

@@ -50,9 +50,7 @@ def storage(tune: TuneParams) -> optuna.storages.RDBStorage:
             heartbeat = {
                 "heartbeat_interval": tune.heartbeat_interval,
                 "grace_period": tune.grace_period,
-                "heartbeat_stale_trial_callback": (
-                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=tune.max_retry)
-                ),
+                "heartbeat_stale_trial_callback": StaleTrialCallback(tune.max_retry),
             }
         for attempt in range(SCHEMA_ATTEMPTS):
             try:
@@ -66,6 +64,47 @@ def storage(tune: TuneParams) -> optuna.storages.RDBStorage:
 
 
 SCHEMA_ATTEMPTS = 5
+
+STALE_REASON = "its worker stopped beating (killed, or lost its machine)"
+
+
+class StaleTrialCallback:
+    """Run by the live worker that finds a trial stale: queue its parameters again (Optuna's
+    retry) and end the dead worker's MLflow trial run, which nobody else would end, as KILLED
+    with the reason, so that the MLflow UI does not show it running forever."""
+
+    def __init__(self, max_retry: int | None):
+        with quiet_experimental():
+            self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.retry(study, trial)
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id is None:  # died before its run started
+            return
+        client = mlflow.MlflowClient()
+        try:
+            if client.get_run(run_id).info.status != "RUNNING":
+                return
+            client.set_tag(run_id, "optuna.state", "FAIL")
+            client.set_tag(run_id, "optuna.fail_reason", STALE_REASON)
+            client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        except mlflow.exceptions.MlflowException as error:
+            # The dead worker tracked to another store (workers without a shared server).
+            logger.warning(
+                "Trial %d failed: %s. Its MLflow run %s could not be ended here (%s).",
+                trial.number,
+                STALE_REASON,
+                run_id,
+                error,
+            )
+            return
+        logger.warning(
+            "Trial %d failed: %s. Its MLflow run %s is marked KILLED.",
+            trial.number,
+            STALE_REASON,
+            run_id,
+        )
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """The tuning nodes on synthetic data, with a throw-away SQLite study and MLflow store."""
 
+import time
 from pathlib import Path
 
 import mlflow
@@ -200,3 +201,32 @@ def test_preset_tuned_needs_a_study_with_a_complete_trial(tmp_path):
     sections = best_recipe(tune, params["presets"])
     assert sections["transfer"]["learning_rate"] == 0.001
     assert sections["pretrain"] == params["presets"]["default"]["pretrain"]
+
+
+# The test plays the dead worker with study.ask() and calls Optuna's stale check itself.
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_stale_trial_is_failed_queued_again_and_its_mlflow_run_ended(tmp_path, tracking):
+    from fashion_transfer.tuning import storage
+
+    params = TuneParams.model_validate(
+        tune_params(tmp_path, heartbeat_interval=1, grace_period=1, max_retry=1)
+    )
+    study = optuna.create_study(study_name="stale", storage=storage(params))
+    # A worker that started a trial and its MLflow run, beat once, then died.
+    orphan = study.ask()
+    orphan.suggest_float("learning_rate", 1e-3, 1e-2)
+    client = mlflow.MlflowClient()
+    run = client.create_run(tracking.info.experiment_id, run_name="trial 0")
+    orphan.set_user_attr("mlflow_run_id", run.info.run_id)
+    study._storage.record_heartbeat(orphan._trial_id)
+    time.sleep(2.5)  # past the grace period, on SQLite's whole-second clock
+
+    optuna.storages.fail_stale_trials(study)  # what a live worker runs before each trial
+    failed, retry = study.get_trials()
+    assert failed.state.name == "FAIL" and retry.state.name == "WAITING"
+    assert retry.params == failed.params
+    ended = client.get_run(run.info.run_id)
+    assert ended.info.status == "KILLED" and ended.info.end_time is not None
+    assert ended.data.tags["optuna.state"] == "FAIL"
+    assert "stopped beating" in ended.data.tags["optuna.fail_reason"]

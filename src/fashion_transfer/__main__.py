@@ -9,8 +9,11 @@ from typing import Any
 from kedro.framework.cli.utils import find_run_command
 from kedro.framework.project import configure_project
 
+from fashion_transfer import library_warnings
+
 
 def main(*args, **kwargs) -> Any:
+    library_warnings.silence()  # the `kedro` command runs it as a kedro.init entry point
     package_name = Path(__file__).parent.name
     configure_project(package_name)
 

@@ -1,6 +1,7 @@
-"""Project CLI: Kedro's own `kedro run`, but problems with the user's input (data files, saved
-models, parameters) end in their one-paragraph message instead of a traceback (anything else
-is a bug and keeps its traceback), and Ctrl-C or SIGTERM marks the MLflow run KILLED."""
+"""Project CLI: Kedro's own `kedro run` (`--pipeline` kept as a name for `--pipelines`),
+but problems with the user's input (data files, saved models, parameters) end in their
+one-paragraph message instead of a traceback (anything else is a bug and keeps its
+traceback), and Ctrl-C or SIGTERM marks the MLflow run KILLED."""
 
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ def _message(error: Exception) -> str:
 class RunWithClearErrors(click.Command):
     def invoke(self, ctx: click.Context):
         signal.signal(signal.SIGTERM, _interrupt)
+        # `--pipeline NAME` is how the project's docs run one pipeline; Kedro 1.7 deprecates it
+        # for `--pipelines`, which takes the same name, so it is passed on as that, unwarned.
+        if ctx.params["pipeline"] and not ctx.params["pipelines"]:
+            ctx.params["pipelines"] = [ctx.params["pipeline"]]
+            ctx.params["pipeline"] = None
         try:
             return super().invoke(ctx)
         except USER_ERRORS as error:

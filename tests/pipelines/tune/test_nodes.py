@@ -1,6 +1,7 @@
 """The tuning nodes on synthetic data, with a throw-away SQLite study and MLflow store."""
 
 import time
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -157,6 +158,26 @@ def test_reports_table_best_recipe_metrics_and_plots(stage_data, tmp_path, track
         "parallel_coordinate.png",
         "param_importances.png",
     ]
+
+
+def test_what_optuna_warns_while_plotting_is_written_under_the_plot_not_logged():
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(  # one trial: too few for importances, one value per parallel axis
+        optuna.create_trial(
+            params={"learning_rate": 0.003, "epochs": 2},
+            distributions={
+                "learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+                "epochs": optuna.distributions.IntDistribution(1, 4),
+            },
+            value=0.9,
+        )
+    )
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        figures = plot_study(study)
+    assert [str(warning.message) for warning in escaped] == []
+    notes = [text.get_text() for text in figures["param_importances.png"].texts]
+    assert any("too small to compute importances" in note for note in notes), notes
 
 
 def test_a_password_in_the_storage_url_is_refused():

@@ -6,6 +6,7 @@ workers and resumed; everything else leaves through the catalog."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import mlflow
 import numpy as np
@@ -164,7 +165,8 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
 
 def plot_study(study: optuna.Study) -> dict[str, Figure]:
     """Optimisation history, parameter importances and parallel coordinates (Optuna's own
-    matplotlib plots); a plot that needs more complete trials says so instead."""
+    matplotlib plots); a plot that needs more complete trials says so instead, and what Optuna
+    warns while drawing one (importances all equal, say) is written under it, not in the log."""
     from optuna.visualization import matplotlib as plots
 
     figures = {}
@@ -174,10 +176,17 @@ def plot_study(study: optuna.Study) -> dict[str, Figure]:
         ("parallel_coordinate.png", plots.plot_parallel_coordinate),
     ):
         try:
-            with tuning.quiet_experimental():
+            with warnings.catch_warnings(record=True) as caught, tuning.quiet_experimental():
+                warnings.simplefilter("always", UserWarning)
+                # An axis of a parameter that every trial shares: matplotlib widens it itself.
+                warnings.filterwarnings("ignore", message="Attempting to set identical low")
                 figure = plot(study).figure
             figure.set_size_inches(10, 6)
             figure.tight_layout()
+            notes = dict.fromkeys(str(warning.message) for warning in caught)
+            if notes:
+                figure.subplots_adjust(bottom=0.2)
+                figure.text(0.01, 0.01, "\n".join(notes), fontsize=8, va="bottom", wrap=True)
         except (ValueError, RuntimeError) as error:
             figure = Figure(figsize=(8, 2))
             figure.text(0.02, 0.5, f"{name[:-4]}: {error}", fontsize=9, va="center")

@@ -9,6 +9,8 @@ import json
 import os
 import pickle
 import signal
+import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,10 +24,17 @@ from PIL import Image
 
 from fashion_transfer.datasets import TorchModelDataset
 from fashion_transfer.datasets.idx_dataset import OFFICIAL_MIRROR
-from fashion_transfer.servers import free_port, start_model_server, stop_server, wait_until_up
+from fashion_transfer.servers import (
+    free_port,
+    start_model_server,
+    start_server,
+    stop_server,
+    wait_until_up,
+)
 from fashion_transfer.serving import to_model_image
 from fashion_transfer.training import resolve_device, resolve_precision
 from tests.e2e import (
+    EXPERIMENT,
     MODELS,
     SMALL_SLICE,
     assert_user_error,
@@ -204,6 +213,35 @@ def test_models_registered_with_champion_and_the_rule_holds_across_runs(project,
         assert client.get_model_version_by_alias(name, "champion").version == expected
         assert run.data.tags[f"{stage}.promoted"] == str(better).lower()
         assert run.data.tags[f"{stage}.promotion_reason"]
+
+
+def test_a_tracking_server_without_auth_records_the_run_and_one_that_is_down_fails_fast(
+    project, tmp_path
+):
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--workers", "1", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}"]
+    log = tmp_path / "mlflow-server.log"
+    server = start_server(command, log, kedro_env(), cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    to_server = {**kedro_env(), "MLFLOW_TRACKING_URI": url}
+    try:
+        wait_until_up(url, server, 120, log, path="/health")
+        result = kedro(project, "run", "--pipeline", "ingestion", env=to_server)
+        assert result.returncode == 0, result.output[-3000:]
+        client = mlflow.MlflowClient(url)
+        (recorded,) = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+        assert recorded.info.status == "FINISHED" and recorded.data.tags["pipeline"] == "ingestion"
+    finally:
+        stop_server(server)
+
+    # Now nothing listens there: the run stops at once, not after MLflow's minutes of retries.
+    started = time.monotonic()
+    result = kedro(project, "run", "--pipeline", "ingestion", env=to_server)
+    assert_user_error(
+        result, f"Error: The MLflow tracking server at {url} did not answer", "make team-up"
+    )
+    assert time.monotonic() - started < 60
 
 
 def test_failed_run_registers_nothing(project, first_run):

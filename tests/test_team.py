@@ -310,9 +310,11 @@ def test_down_stops_everything_and_up_reuses_the_cluster(stack, stack_folder):
     stack_state = team.Stack(folder)
     assert not stack_state.postgres_running() and stack_state.mlflow_pid() is None
     assert not _answers(f"{stack['MLFLOW_TRACKING_URI']}/health")
+    stack_state.pid_file.write_text("999999999")  # as a server that died unannounced leaves it
     again = _up(folder)
     assert again.returncode == 0, again.stdout + again.stderr
     assert _exports(again.stdout) == stack  # the same ports and credentials
+    assert stack_state.mlflow_pid() not in (None, 999999999)
     client = mlflow.MlflowClient(stack["MLFLOW_TRACKING_URI"])
     assert len(client.search_experiments()) == experiments  # the data stayed
 

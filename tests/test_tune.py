@@ -143,6 +143,12 @@ def test_ctrl_c_kills_the_run_leaves_no_trial_running_and_the_next_run_resumes(
     assert not [t for t in trials if t.state.name == "RUNNING"]
     assert {r.info.status for r in new_runs(project, known)} == {"KILLED"}
 
+    again = kedro(project, "run", "--pipeline", "tune", "--params", f"tune.n_trials=1,{QUICK}")
+    assert again.returncode == 0, again.output[-5000:]
+    resumed = study_of(project).trials
+    assert len(resumed) == before + 2 and resumed[:-1] == trials
+    assert resumed[-1].state.name in ("COMPLETE", "PRUNED")
+
 
 def test_preset_tuned_runs_with_the_best_recipe_of_the_study(project, first_study):
     best = study_of(project).best_trial

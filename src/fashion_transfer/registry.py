@@ -4,8 +4,11 @@ champion alias on the version with the best validation accuracy."""
 from __future__ import annotations
 
 import random
+import ssl
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -114,6 +117,8 @@ def prepare_store(tracking_uri: str, experiment: str, artifact_location: str | N
         with FileLock(f"{database}.lock"):
             _ensure_experiment(tracking_uri, experiment, artifact_location)
         return
+    if parsed.scheme in ("http", "https"):
+        _probe_server(tracking_uri)
     try:
         _ensure_experiment(tracking_uri, experiment, artifact_location)
     except MlflowException as error:
@@ -124,11 +129,33 @@ def prepare_store(tracking_uri: str, experiment: str, artifact_location: str | N
                 "(HTTP 401/403). Set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to "
                 "an account of that server (`make team-up` prints them for the local stack)."
             ) from None
-        first_line = message.splitlines()[0]
-        raise TrackingStoreError(
-            f"The MLflow tracking server at {tracking_uri} did not answer ({first_line}). "
-            "Start it (`make team-up` for the local stack) or fix MLFLOW_TRACKING_URI."
-        ) from None
+        raise _no_answer(tracking_uri, message.splitlines()[0]) from None
+
+
+# Seconds a tracking server gets to accept a connection and answer before a run gives up.
+PROBE_SECONDS = 15
+
+
+def _probe_server(tracking_uri: str) -> None:
+    """Fail in seconds on a server that is not there: MLflow's client retries a refused
+    connection with back-off for about four minutes before it reports it."""
+    try:
+        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=PROBE_SECONDS):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered (with basic-auth or behind a proxy, maybe not with 200)
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, ssl.SSLError):
+            return  # it answered; MLflow's own TLS settings decide what to make of it
+        raise _no_answer(tracking_uri, reason) from None
+
+
+def _no_answer(tracking_uri: str, reason: object) -> TrackingStoreError:
+    return TrackingStoreError(
+        f"The MLflow tracking server at {tracking_uri} did not answer ({reason}). "
+        "Start it (`make team-up` for the local stack) or fix MLFLOW_TRACKING_URI."
+    )
 
 
 def _ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:

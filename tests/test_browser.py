@@ -113,7 +113,7 @@ def test_kedro_viz_shows_the_flowchart_and_the_metrics_preview(
 def test_the_mlflow_ui_lists_the_run_its_artifacts_and_the_champion(
     browser, project, first_run, tmp_path
 ):
-    run = first_run[1].runs[0]
+    run = first_run.result.runs[0]
     client = client_of(project)
     experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
     accuracy = run.data.metrics["transfer/test_accuracy"]

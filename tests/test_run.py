@@ -53,7 +53,7 @@ from tests.e2e import (
 
 
 def test_transfer_without_pretrained_model_says_to_pretrain_first(project, first_run):
-    failed, _ = first_run
+    failed = first_run.failed
     assert_user_error(
         failed, "Error: pretrain_model: There is no saved model", "kedro run --pipeline pretrain"
     )
@@ -63,7 +63,7 @@ def test_transfer_without_pretrained_model_says_to_pretrain_first(project, first
 def test_the_documented_commands_log_no_library_warnings(first_run):
     # Kedro 1.7 deprecates `--pipeline` (the project passes it on as `--pipelines`), and
     # kedro-mlflow's import makes MLflow ask for type hints: neither is the user's concern.
-    for result in first_run:
+    for result in (first_run.failed, first_run.result):
         assert "Warning" not in result.output, result.output[:3000]
 
 
@@ -84,8 +84,8 @@ def test_an_unknown_pipeline_is_one_paragraph_with_kedros_suggestion(project):
     )
 
 
-def test_full_run_writes_sane_reports(project, first_run):
-    reporting = project / "data" / "08_reporting"
+def test_full_run_writes_sane_reports(first_run):
+    reporting = first_run.data / "08_reporting"
     metrics = json.loads((reporting / "metrics.json").read_text())
     assert list(metrics) == ["pretrain", "transfer", "scratch", "ensemble"]
     for name, section in metrics.items():
@@ -113,20 +113,20 @@ def test_full_run_writes_sane_reports(project, first_run):
         "ensemble"
     }
 
-    models = project / "data" / "06_models"
+    models = first_run.data / "06_models"
     assert TorchModelDataset(filepath=str(models / "pretrain.pt")).load().num_classes == 5
     assert TorchModelDataset(filepath=str(models / "transfer.pt")).load().num_classes == 5
     assert list(TorchModelDataset(filepath=str(models / "baselines.pt")).load()) == ["scratch"]
     ensemble = TorchModelDataset(filepath=str(models / "ensemble.pt")).load()["ensemble"]
     assert len(ensemble.members) == 2 and ensemble.num_classes == 5
-    history_file = project / "data" / "07_model_output" / "pretrain_history.json"
+    history_file = first_run.data / "07_model_output" / "pretrain_history.json"
     assert [row["epoch"] for row in json.loads(history_file.read_text())] == [1, 2]
-    history_file = project / "data" / "07_model_output" / "transfer_history.json"
+    history_file = first_run.data / "07_model_output" / "transfer_history.json"
     assert [row["epoch"] for row in json.loads(history_file.read_text())] == [1, 2, 3]
 
 
 def test_mlflow_run_holds_params_metrics_artifacts_and_tags(project, first_run):
-    run = first_run[1].runs[0]
+    run = first_run.result.runs[0]
     client = client_of(project)
     assert run.info.status == "FINISHED"
     tags = run.data.tags
@@ -142,7 +142,7 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_tags(project, first_run):
     # that device computes it natively.
     used = resolve_precision("auto", resolve_device("auto"))
     assert params["runtime.training_precision"] == used == tags["runtime.training_precision"]
-    metrics = json.loads((project / "data" / "08_reporting" / "metrics.json").read_text())
+    metrics = json.loads((first_run.data / "08_reporting" / "metrics.json").read_text())
     for model in ("pretrain", "transfer", "scratch"):
         history = client.get_metric_history(run.info.run_id, f"{model}/val_accuracy")
         assert sorted(m.step for m in history) == ([1, 2] if model == "pretrain" else [1, 2, 3])
@@ -188,7 +188,7 @@ def test_without_a_source_variable_the_run_names_the_official_mirror(project, fi
 
 def test_models_registered_with_champion_and_the_rule_holds_across_runs(project, first_run):
     client = client_of(project)
-    first = first_run[1].runs[0]
+    first = first_run.result.runs[0]
     first_versions = versions_of(project, first)
     assert set(first_versions) == set(MODELS)
     for name, version in first_versions.items():

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from fashion_transfer.servers import free_port
 from tests.e2e import (
     SMALL_SLICE,
     assert_user_error,
@@ -179,4 +180,14 @@ def test_tuning_before_any_run_says_what_to_run_first(tmp_path):
         result,
         "Error: The tune pipeline reads pretrain_data, pretrain_model, transfer_data, which "
         "this project has not made yet. Run `kedro run`",
+    )
+
+
+def test_a_study_database_that_does_not_answer_is_one_paragraph(project, first_run):
+    storage = f"postgresql+psycopg://tuner@127.0.0.1:{free_port()}/optuna"  # nothing listens
+    result = kedro(project, "run", "--pipeline", "tune", "--params", f"tune.storage={storage}")
+    assert_user_error(
+        result,
+        f"Error: The tuning study's database at {storage} could not be opened (",
+        "PGPASSWORD",
     )

@@ -18,6 +18,7 @@ from fashion_transfer.params import ParameterError, StudyMismatchError
 from fashion_transfer.pipelines.ingestion.nodes import InputDataError
 from fashion_transfer.registry import TrackingStoreError
 from fashion_transfer.training import TrainingDivergedError
+from fashion_transfer.tuning import StudyStorageError
 
 USER_ERRORS = (
     DatasetError,
@@ -26,6 +27,7 @@ USER_ERRORS = (
     InterpolationResolutionError,
     TrackingStoreError,
     StudyMismatchError,
+    StudyStorageError,
     TrainingDivergedError,
 )
 

@@ -55,6 +55,13 @@ def storage(tune: TuneParams) -> optuna.storages.RDBStorage:
         for attempt in range(SCHEMA_ATTEMPTS):
             try:
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
+            except sqlalchemy.exc.OperationalError as error:  # not there, or refused us
+                reason = str(error.orig).strip().splitlines()[0]
+                raise StudyStorageError(
+                    f"The tuning study's database at {tune.storage} could not be opened "
+                    f"({reason}). Start it (`make team-up` for the local stack), or fix "
+                    "tune.storage, and PGPASSWORD or ~/.pgpass for its password."
+                ) from None
             except sqlalchemy.exc.DBAPIError:
                 # Workers that start together on a new database race to create Optuna's
                 # tables ("duplicate key ... studydirection"); the loser finds them made.
@@ -64,6 +71,11 @@ def storage(tune: TuneParams) -> optuna.storages.RDBStorage:
 
 
 SCHEMA_ATTEMPTS = 5
+
+
+class StudyStorageError(RuntimeError):
+    """The study's database does not answer or refuses the connection."""
+
 
 STALE_REASON = "its worker stopped beating (killed, or lost its machine)"
 

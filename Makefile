@@ -38,8 +38,7 @@ mlflow-ui: $(STAMP)
 
 # The champion of $(MODEL) on http://127.0.0.1:5001 (the project's store, or MLFLOW_TRACKING_URI).
 serve: $(STAMP)
-	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///mlruns/mlflow.db} PATH="$(BIN):$$PATH" \
-	$(BIN)/mlflow models serve -m models:/$(MODEL)@champion --env-manager local -h 127.0.0.1 -p 5001
+	$(BIN)/python -m fashion_transfer.serve --model-uri models:/$(MODEL)@champion --port 5001
 
 notebook: $(STAMP)
 	PATH="$(BIN):$$PATH" $(BIN)/kedro jupyter notebook --ip 127.0.0.1 --no-browser $(ARGS)

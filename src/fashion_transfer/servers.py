@@ -53,10 +53,10 @@ def start_model_server(
     cwd: Path | None = None,
     workers: int = 1,
 ) -> subprocess.Popen:
-    """`mlflow models serve` for a registered model, with the project's environment."""
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
-    command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
-    return start_server(command + ["--workers", str(workers)], log_path, env, cwd)
+    """`mlflow models serve` for a registered model, as `make serve` starts it."""
+    command = [sys.executable, "-m", "fashion_transfer.serve", "--model-uri", model_uri]
+    command += ["--port", str(port), "--workers", str(workers)]
+    return start_server(command, log_path, env, cwd)
 
 
 def log_tail(log_path: Path | None, lines: int = 30) -> str:

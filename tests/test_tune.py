@@ -183,11 +183,17 @@ def test_tuning_before_any_run_says_what_to_run_first(tmp_path):
     )
 
 
-def test_a_study_database_that_does_not_answer_is_one_paragraph(project, first_run):
+def test_a_study_database_that_does_not_answer_is_one_paragraph_for_tune_and_preset_tuned(
+    project, first_run
+):
     storage = f"postgresql+psycopg://tuner@127.0.0.1:{free_port()}/optuna"  # nothing listens
-    result = kedro(project, "run", "--pipeline", "tune", "--params", f"tune.storage={storage}")
-    assert_user_error(
-        result,
-        f"Error: The tuning study's database at {storage} could not be opened (",
-        "PGPASSWORD",
-    )
+    tuning = kedro(project, "run", "--pipeline", "tune", "--params", f"tune.storage={storage}")
+    # The tuned preset reads the study while the parameters resolve, inside OmegaConf.
+    tuned = kedro(project, "run", "--params", f"preset=tuned,tune.storage={storage}")
+    for result in (tuning, tuned):
+        assert_user_error(
+            result,
+            f"Error: The tuning study's database at {storage} could not be opened (",
+            "PGPASSWORD",
+        )
+        assert "interpolation" not in result.output and "full_key" not in result.output

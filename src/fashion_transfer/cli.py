@@ -33,10 +33,12 @@ USER_ERRORS = (
 
 
 def _message(error: Exception) -> str:
-    """The error's own message; for one raised while OmegaConf resolved a parameter, that of
-    the project's ParameterError behind it, without OmegaConf's key dump."""
+    """The error's own message; for one raised while OmegaConf resolved a parameter (a preset,
+    the tuned recipe), that of the project's error behind it, without OmegaConf's key dump."""
     cause = error
-    while cause is not None and not isinstance(cause, ParameterError):
+    while cause is not None and (
+        isinstance(cause, InterpolationResolutionError) or not isinstance(cause, USER_ERRORS)
+    ):
         cause = cause.__cause__ or cause.__context__
     return str(cause or error)
 

@@ -118,7 +118,7 @@ def prepare_store(tracking_uri: str, experiment: str, artifact_location: str | N
             _ensure_experiment(tracking_uri, experiment, artifact_location)
         return
     if parsed.scheme in ("http", "https"):
-        _probe_server(tracking_uri)
+        probe_server(tracking_uri)
     try:
         _ensure_experiment(tracking_uri, experiment, artifact_location)
     except MlflowException as error:
@@ -136,7 +136,7 @@ def prepare_store(tracking_uri: str, experiment: str, artifact_location: str | N
 PROBE_SECONDS = 15
 
 
-def _probe_server(tracking_uri: str) -> None:
+def probe_server(tracking_uri: str) -> None:
     """Fail in seconds on a server that is not there: MLflow's client retries a refused
     connection with back-off for about four minutes before it reports it."""
     try:

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from fashion_transfer.registry import TrackingStoreError, probe_server
     from fashion_transfer.servers import environment_bin
     from fashion_transfer.settings import tracking_uri
 
@@ -33,7 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     # "Creating initial MLflow database tables...": a new store's first use, as in conf/logging.yml.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     try:
+        if store.startswith(("http://", "https://")):
+            probe_server(store)
         mlflow.models.get_model_info(args.model_uri)
+    except TrackingStoreError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
     except MlflowException as error:
         print(
             f"Error: the MLflow registry at {store} has no {args.model_uri} "

@@ -16,7 +16,7 @@ import pytest
 
 from fashion_transfer.servers import free_port, start_server, stop_server, wait_until_up
 from tests.conftest import PROJECT_ROOT
-from tests.e2e import EXPERIMENT, client_of, kedro, kedro_env, require, store
+from tests.e2e import EXPERIMENT, client_of, kedro, kedro_env, require
 
 CHROMIUM = shutil.which("chromium")
 SCREENSHOTS = PROJECT_ROOT / "test-screenshots"
@@ -117,12 +117,13 @@ def test_the_mlflow_ui_lists_the_run_its_artifacts_and_the_champion(
     client = client_of(project)
     experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
     accuracy = run.data.metrics["transfer/test_accuracy"]
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store(project)]
-    command += ["--workers", "1", "--host", "127.0.0.1", "--port"]
-    env = {**kedro_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with served(command, project, tmp_path / "mlflow.log", "/health", env) as url:
+    command = [sys.executable, "-m", "fashion_transfer.mlflow_ui", "--port"]  # make mlflow-ui
+    log = tmp_path / "mlflow.log"
+    with served(command, project, log, "/health") as url:
+        runs_page = f"{url}/#/experiments/{experiment}/runs"
+        assert f"Runs of this project: {runs_page}\n" in log.read_text()
         with page_of(browser, "mlflow-runs") as page:
-            page.goto(f"{url}/#/experiments/{experiment}/runs")
+            page.goto(runs_page)
             name = run.data.tags["mlflow.runName"]
             page.get_by_text(name[:20]).first.wait_for(timeout=60_000)
             page.get_by_role("button", name="Columns").click()

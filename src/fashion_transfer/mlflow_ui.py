@@ -34,6 +34,12 @@ def main() -> None:
 
     store = tracking_uri()
     if store.startswith("http"):
+        from fashion_transfer.registry import TrackingStoreError, probe_server
+
+        try:
+            probe_server(store)
+        except TrackingStoreError as error:
+            sys.exit(f"Error: {error}")
         print(f"Runs of this project: {runs_url(store.rstrip('/'), store)}")
         return
     base = f"http://127.0.0.1:{args.port}"

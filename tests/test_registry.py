@@ -1,5 +1,6 @@
 """Registry logic against a throw-away SQLite tracking store."""
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import mlflow
@@ -129,4 +130,11 @@ def test_concurrent_registrations_leave_the_alias_on_the_best(store):
         results = list(pool.map(register, versions, accuracies))
     winner = versions[accuracies.index(0.99)]
     assert str(store.get_model_version_by_alias(name, "champion").version) == winner
-    assert [promoted for promoted, _ in results] == [v == winner for v in versions]
+    # A run that was the best of those tagged when it last read holds the alias when it
+    # returns, and may lose it to a better run that tags later; the winner always holds it,
+    # and every run that does not names a better holder.
+    assert results[versions.index(winner)][0]
+    for (promoted, reason), accuracy in zip(results, accuracies, strict=True):
+        if not promoted:
+            match = re.search(r"does not beat champion version \d+ \((\d\.\d+)\)", reason)
+            assert match and float(match[1]) > accuracy, reason

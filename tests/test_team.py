@@ -291,12 +291,21 @@ def test_a_killed_worker_s_trial_fails_after_the_grace_period_and_is_retried(
     assert retry.state.name in ("COMPLETE", "PRUNED") and retry.params == first.params
     assert retry.system_attrs["failed_trial"] == first.number
     assert retry.user_attrs["worker"] != first.user_attrs["worker"]
-    # The dead worker's trial run is ended by the survivor, not left RUNNING in the UI.
+    # The dead worker's trial run and its kedro run are ended by the survivor, not left
+    # RUNNING in the UI; the survivor's own kedro run finishes.
     orphan_run = _client(stack).get_run(first.user_attrs["mlflow_run_id"])
     assert orphan_run.info.status == "KILLED"
     assert orphan_run.data.tags["optuna.state"] == "FAIL"
     assert "stopped beating" in orphan_run.data.tags["optuna.fail_reason"]
-    assert "is marked KILLED" in output
+    dead_parent = _client(stack).get_run(orphan_run.data.tags["mlflow.parentRunId"])
+    assert dead_parent.info.status == "KILLED"
+    assert dead_parent.data.tags["killed_reason"].startswith("trial 0: its worker stopped")
+    assert f"MLflow runs marked KILLED: {orphan_run.info.run_id}, {dead_parent.info.run_id}" in (
+        output
+    )
+    retry_run = _client(stack).get_run(retry.user_attrs["mlflow_run_id"])
+    survivor_parent = _client(stack).get_run(retry_run.data.tags["mlflow.parentRunId"])
+    assert survivor_parent.info.status == "FINISHED"
 
 
 def _optuna_storage(stack) -> str:

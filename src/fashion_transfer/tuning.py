@@ -18,6 +18,7 @@ import mlflow
 import optuna
 import sqlalchemy
 from mlflow.entities import RunStatus
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from fashion_transfer.params import (
     TUNED_PRESET,
@@ -82,8 +83,9 @@ STALE_REASON = "its worker stopped beating (killed, or lost its machine)"
 
 class StaleTrialCallback:
     """Run by the live worker that finds a trial stale: queue its parameters again (Optuna's
-    retry) and end the dead worker's MLflow trial run, which nobody else would end, as KILLED
-    with the reason, so that the MLflow UI does not show it running forever."""
+    retry) and end the dead worker's MLflow runs, which nobody else would end, as KILLED with
+    the reason, so that the MLflow UI does not show them running forever: the trial's run
+    and the `kedro run` above it (a live worker never stops beating, so its process is gone)."""
 
     def __init__(self, max_retry: int | None):
         with quiet_experimental():
@@ -96,11 +98,13 @@ class StaleTrialCallback:
             return
         client = mlflow.MlflowClient()
         try:
-            if client.get_run(run_id).info.status != "RUNNING":
-                return
-            client.set_tag(run_id, "optuna.state", "FAIL")
-            client.set_tag(run_id, "optuna.fail_reason", STALE_REASON)
-            client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+            parent_id = client.get_run(run_id).data.tags.get(MLFLOW_PARENT_RUN_ID)
+            ended = _kill_if_running(
+                client, run_id, {"optuna.state": "FAIL", "optuna.fail_reason": STALE_REASON}
+            )
+            if parent_id:
+                reason = f"trial {trial.number}: {STALE_REASON}"
+                ended += _kill_if_running(client, parent_id, {"killed_reason": reason})
         except mlflow.exceptions.MlflowException as error:
             # The dead worker tracked to another store (workers without a shared server).
             logger.warning(
@@ -111,12 +115,23 @@ class StaleTrialCallback:
                 error,
             )
             return
-        logger.warning(
-            "Trial %d failed: %s. Its MLflow run %s is marked KILLED.",
-            trial.number,
-            STALE_REASON,
-            run_id,
-        )
+        if ended:
+            logger.warning(
+                "Trial %d failed: %s. MLflow runs marked KILLED: %s.",
+                trial.number,
+                STALE_REASON,
+                ", ".join(ended),
+            )
+
+
+def _kill_if_running(client: mlflow.MlflowClient, run_id: str, tags: dict) -> list[str]:
+    """End the run as KILLED with `tags` if it is still RUNNING; the ids it ended."""
+    if client.get_run(run_id).info.status != "RUNNING":
+        return []
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+    return [run_id]
 
 
 @contextlib.contextmanager

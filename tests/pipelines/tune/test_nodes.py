@@ -229,8 +229,8 @@ def test_preset_tuned_needs_a_study_with_a_complete_trial(tmp_path):
 # The test plays the dead worker with study.ask() and calls Optuna's stale check itself.
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_a_stale_trial_is_failed_queued_again_and_its_mlflow_run_ended(tmp_path, tracking):
-    from fashion_transfer.tuning import storage
+def test_a_stale_trial_is_failed_queued_again_and_its_mlflow_runs_ended(tmp_path, tracking):
+    from fashion_transfer.tuning import STALE_REASON, storage
 
     params = TuneParams.model_validate(
         tune_params(tmp_path, heartbeat_interval=1, grace_period=1, max_retry=1)
@@ -240,7 +240,12 @@ def test_a_stale_trial_is_failed_queued_again_and_its_mlflow_run_ended(tmp_path,
     orphan = study.ask()
     orphan.suggest_float("learning_rate", 1e-3, 1e-2)
     client = mlflow.MlflowClient()
-    run = client.create_run(tracking.info.experiment_id, run_name="trial 0")
+    worker_run = client.create_run(tracking.info.experiment_id, run_name="tune")
+    run = client.create_run(
+        tracking.info.experiment_id,
+        run_name="trial 0",
+        tags={"mlflow.parentRunId": worker_run.info.run_id},
+    )
     orphan.set_user_attr("mlflow_run_id", run.info.run_id)
     study._storage.record_heartbeat(orphan._trial_id)
     time.sleep(2.5)  # past the grace period, on SQLite's whole-second clock
@@ -253,3 +258,7 @@ def test_a_stale_trial_is_failed_queued_again_and_its_mlflow_run_ended(tmp_path,
     assert ended.info.status == "KILLED" and ended.info.end_time is not None
     assert ended.data.tags["optuna.state"] == "FAIL"
     assert "stopped beating" in ended.data.tags["optuna.fail_reason"]
+    # The dead worker's kedro run above it: ended too, with the trial that showed it dead.
+    worker_ended = client.get_run(worker_run.info.run_id)
+    assert worker_ended.info.status == "KILLED"
+    assert worker_ended.data.tags["killed_reason"] == f"trial 0: {STALE_REASON}"

@@ -8,7 +8,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-MODEL ?= fashion-mnist-transfer
+# MODEL=NAME serves another registered model's champion (default: the transfer model's).
+MODEL ?=
 
 export KEDRO_DISABLE_TELEMETRY := true
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -34,18 +35,19 @@ viz: $(STAMP)
 
 # The MLflow UI on the project's store, opened at the experiment's runs (prints the address).
 mlflow-ui: $(STAMP)
-	$(BIN)/python -m fashion_transfer.mlflow_ui --port 5000
+	$(BIN)/python -m fashion_transfer.programs.mlflow_ui --port 5000
 
-# The champion of $(MODEL) on http://127.0.0.1:5001 (the project's store, or MLFLOW_TRACKING_URI).
+# The transfer model's champion (MODEL=NAME: another's) on http://127.0.0.1:5001, from the
+# project's store or MLFLOW_TRACKING_URI.
 serve: $(STAMP)
-	$(BIN)/python -m fashion_transfer.serve --model-uri models:/$(MODEL)@champion --port 5001
+	$(BIN)/python -m fashion_transfer.programs.serve $(if $(MODEL),--model $(MODEL)) --port 5001
 
 notebook: $(STAMP)
 	PATH="$(BIN):$$PATH" $(BIN)/kedro jupyter notebook --ip 127.0.0.1 --no-browser $(ARGS)
 
 # A PostgreSQL cluster and an MLflow server for a team, on this machine (data in .team/).
 team-up: $(STAMP)
-	$(BIN)/python -m fashion_transfer.team up $(ARGS)
+	$(BIN)/python -m fashion_transfer.programs.team up $(ARGS)
 
 team-down: $(STAMP)
-	$(BIN)/python -m fashion_transfer.team down
+	$(BIN)/python -m fashion_transfer.programs.team down

@@ -25,7 +25,12 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from fashion_transfer.servers import free_port, start_model_server, stop_server, wait_until_up
+from fashion_transfer.programs.processes import (
+    free_port,
+    start_model_server,
+    stop_server,
+    wait_until_up,
+)
 
 PROJECT = Path(__file__).resolve().parents[1]
 

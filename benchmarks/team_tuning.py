@@ -69,13 +69,13 @@ def io_per_trial(storage: str, trials: int, epochs: int) -> dict:
     import optuna
     import yaml
 
-    from fashion_transfer import tuning
     from fashion_transfer.params import TuneParams
+    from fashion_transfer.pipelines.tune import studies
 
     shipped = yaml.safe_load((PROJECT / "conf/base/parameters_tune.yml").read_text())["tune"]
     tune = TuneParams.model_validate(shipped | {"storage": storage})
     study = optuna.create_study(
-        study_name=f"bench-io-{uuid.uuid4().hex[:6]}", storage=tuning.storage(tune)
+        study_name=f"bench-io-{uuid.uuid4().hex[:6]}", storage=studies.storage(tune)
     )
     study.set_user_attr("stage", "transfer")
     study.set_user_attr("preset", "default")
@@ -92,7 +92,7 @@ def io_per_trial(storage: str, trials: int, epochs: int) -> dict:
                 return result
 
             trial = timed("storage", study.ask)
-            values = timed("storage", tuning.suggest, trial, tune.search_space["transfer"])
+            values = timed("storage", studies.suggest, trial, tune.search_space["transfer"])
             timed("mlflow", mlflow.start_run, nested=True, run_name=f"trial {trial.number}")
             timed("mlflow", mlflow.log_params, {f"transfer.{k}": v for k, v in values.items()})
             for epoch in range(1, epochs + 1):

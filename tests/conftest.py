@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import gzip
-import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pytest
@@ -15,9 +13,6 @@ from kedro.runner import SequentialRunner
 
 from fashion_transfer.datasets.idx_dataset import MAGIC
 from fashion_transfer.training import resolve_precision
-
-if TYPE_CHECKING:
-    from tests.e2e import Result
 
 
 def idx_bytes(array: np.ndarray, kind: str) -> bytes:
@@ -104,7 +99,7 @@ def project_parameters(**runtime_params) -> dict:
     """The parameters in conf/base, as `kedro run --params ...` sees them."""
     from kedro.config import OmegaConfigLoader
 
-    from fashion_transfer.settings import CONFIG_LOADER_ARGS
+    from fashion_transfer.framework.config import CONFIG_LOADER_ARGS
 
     loader = OmegaConfigLoader(
         str(PROJECT_ROOT / "conf"),
@@ -134,34 +129,3 @@ def stage_data(fashion_mnist):
     from fashion_transfer.pipelines.split.nodes import split_stages
 
     return split_stages(fashion_mnist, SPLIT_PARAMS)
-
-
-@pytest.fixture(scope="session")
-def project(tmp_path_factory) -> Path:
-    """A scratch copy of the project that the end-to-end tests share (tests/e2e.py)."""
-    from tests.e2e import copy_project
-
-    return copy_project(tmp_path_factory.mktemp("project"))
-
-
-class FirstRun(NamedTuple):
-    failed: Result  # the transfer run without a pretrained model
-    result: Result  # the full run
-    data: Path  # a copy of the models, model outputs and reports the full run wrote
-
-
-@pytest.fixture(scope="session")
-def first_run(project, tmp_path_factory) -> FirstRun:
-    """The one small end-to-end run that the end-to-end tests share: a transfer run with no
-    pretrained model fails first; then a full run on a small slice succeeds. What the full run
-    wrote is copied aside, as later tests run the project again."""
-    from tests.e2e import SMALL_SLICE, kedro
-
-    failed = kedro(project, "run", "--pipeline", "transfer", "--params", SMALL_SLICE)
-    result = kedro(project, "run", "--params", SMALL_SLICE)
-    assert result.returncode == 0, result.output[-5000:]
-    assert len(failed.runs) == 1 and len(result.runs) == 1
-    data = tmp_path_factory.mktemp("first-run") / "data"
-    for layer in ("06_models", "07_model_output", "08_reporting"):
-        shutil.copytree(project / "data" / layer, data / layer)
-    return FirstRun(failed, result, data)

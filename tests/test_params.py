@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from fashion_transfer.params import ParameterError, validate_parameters
+from fashion_transfer.errors import ParameterError
+from fashion_transfer.params import validate_parameters
 from tests.conftest import project_parameters
 
 
@@ -110,7 +111,7 @@ def test_params_on_the_command_line_change_one_key_in_any_conf_environment(tmp_p
 
     from kedro.config import OmegaConfigLoader
 
-    from fashion_transfer.settings import CONFIG_LOADER_ARGS
+    from fashion_transfer.framework.config import CONFIG_LOADER_ARGS
     from tests.conftest import PROJECT_ROOT
 
     shutil.copytree(PROJECT_ROOT / "conf" / "base", tmp_path / "base")

@@ -9,7 +9,7 @@ from typing import Any
 from kedro.framework.cli.utils import find_run_command
 from kedro.framework.project import configure_project
 
-from fashion_transfer import library_warnings
+from fashion_transfer.framework import library_warnings
 
 
 def main(*args, **kwargs) -> Any:

@@ -14,22 +14,9 @@ from kedro.io import DatasetError
 from mlflow.entities import RunStatus
 from omegaconf.errors import InterpolationResolutionError
 
-from fashion_transfer.params import ParameterError, StudyMismatchError
-from fashion_transfer.pipelines.ingestion.nodes import InputDataError
-from fashion_transfer.registry import TrackingStoreError
-from fashion_transfer.training import TrainingDivergedError
-from fashion_transfer.tuning import StudyStorageError
+from fashion_transfer import errors
 
-USER_ERRORS = (
-    DatasetError,
-    ParameterError,
-    InputDataError,
-    InterpolationResolutionError,
-    TrackingStoreError,
-    StudyMismatchError,
-    StudyStorageError,
-    TrainingDivergedError,
-)
+USER_ERRORS = (DatasetError, InterpolationResolutionError, *errors.USER_ERRORS)
 
 
 def _message(error: Exception) -> str:

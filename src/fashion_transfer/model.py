@@ -1,4 +1,5 @@
-"""The CNN: a convolutional feature extractor and a dense head, built from a named architecture."""
+"""The CNN: a convolutional feature extractor and a dense head, built from a named
+architecture; the ensemble of such networks; and their checkpoints (config + state dict)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from fashion_transfer.fashion_mnist import IMAGE_SIZE
+
 # Fashion-MNIST training-set pixel statistics (on the 0-1 scale); the model normalises its own
 # input, so callers (training, serving) only have to pass images scaled to [0, 1].
 PIXEL_MEAN = 0.2860
 PIXEL_STD = 0.3530
-IMAGE_SIZE = 28
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,19 @@ def build_model(config: dict) -> ImageClassifier:
     if "members" in config:
         return ProbabilityEnsemble([FashionCNN(**member) for member in config["members"]])
     return FashionCNN(**config)
+
+
+def to_checkpoint(model: ImageClassifier) -> dict:
+    """What torch.save writes for a model: its config and state dict, never a pickled module,
+    so that torch.load(..., weights_only=True) reads it back."""
+    return {"config": model.config(), "state_dict": model.state_dict()}
+
+
+def from_checkpoint(checkpoint: dict) -> ImageClassifier:
+    """The model, in eval mode, that `to_checkpoint` described."""
+    model = build_model(checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
 
 
 class _Standardised(nn.Module):

@@ -18,10 +18,11 @@ from pydantic import (
     model_validator,
 )
 
+from fashion_transfer.errors import ParameterError
+from fashion_transfer.fashion_mnist import NUM_CLASSES
 from fashion_transfer.model import ARCHITECTURES
 
-NUM_CLASSES = 10
-# `--params preset=tuned`: the best recipe of a tuning study (fashion_transfer.tuning).
+# `--params preset=tuned`: the best recipe of a tuning study (pipelines/tune/studies.py).
 TUNED_PRESET = "tuned"
 
 
@@ -355,20 +356,6 @@ class ProjectParams(_Strict):
                 + "; ".join(problems)
             )
         return self
-
-
-class ParameterError(ValueError):
-    """Parameters that fail the schema; the message lists every problem and where to fix it."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__(
-            f"Invalid parameters: {'; '.join(problems)}. Fix them in conf/base/parameters_*.yml "
-            "or in the --params option of kedro run; nothing was trained."
-        )
-
-
-class StudyMismatchError(ValueError):
-    """A tuning study of that name tunes another stage or preset."""
 
 
 def validate_parameters(params: dict) -> ProjectParams:

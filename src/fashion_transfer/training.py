@@ -12,15 +12,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from fashion_transfer.errors import TrainingDivergedError
 from fashion_transfer.params import AugmentationParams, TrainingParams
 from fashion_transfer.progress import training_bar
+from fashion_transfer.served_model.contract import unit_scale
 
 logger = logging.getLogger(__name__)
 
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, 28, 28) images to float (N, 1, 28, 28) in [0, 1], the model's input."""
-    return torch.from_numpy(images).unsqueeze(1).float().div_(255.0)
+    return torch.from_numpy(unit_scale(images)).unsqueeze(1)
 
 
 def as_input(array) -> torch.Tensor:
@@ -111,11 +113,6 @@ def augment(images: torch.Tensor, config: AugmentationParams, generator) -> torc
         )
         images = images.masked_fill(box[:, None], 0.0)
     return images
-
-
-class TrainingDivergedError(ValueError):
-    """The training loss stopped being a number: the recipe (learning rate, most often) does
-    not train this model."""
 
 
 EpochCallback = Callable[[dict], None]

@@ -7,7 +7,6 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
+from fashion_transfer.datasets.files import write_atomically
 from fashion_transfer.progress import download_bar
 
 logger = logging.getLogger(__name__)
@@ -87,21 +87,16 @@ class IDXDataset(AbstractDataset[None, np.ndarray]):
 
     def _fetch(self) -> None:
         source = self._source_location()
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(
-            dir=self._filepath.parent, prefix=f".{self._filepath.name}.", suffix=".part"
-        )
-        temp_path = Path(temp_name)
-        try:
-            with os.fdopen(handle, "wb") as out:
+
+        def fetch_and_check(path: Path) -> None:
+            with path.open("wb") as out:
                 if "://" in source:
                     self._download(source, out)
                 else:
                     self._copy_local(source, out)
-            parse_idx(temp_path.read_bytes(), self._kind, f"{self._filepath.name} from {source}")
-            os.replace(temp_path, self._filepath)
-        finally:
-            temp_path.unlink(missing_ok=True)
+            parse_idx(path.read_bytes(), self._kind, f"{self._filepath.name} from {source}")
+
+        write_atomically(self._filepath, fetch_and_check)
 
     def _copy_local(self, folder: str, out) -> None:
         name = self._filepath.name

@@ -3,22 +3,27 @@ state dicts."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from kedro.io import AbstractDataset, DatasetError
 
-from fashion_transfer.model import FashionCNN, ImageClassifier, build_model
+from fashion_transfer.datasets.files import write_atomically
+from fashion_transfer.model import (
+    FashionCNN,
+    ImageClassifier,
+    ProbabilityEnsemble,
+    from_checkpoint,
+    to_checkpoint,
+)
 
 
 class TorchModelDataset(AbstractDataset):
     """Saves a `FashionCNN` or `ProbabilityEnsemble` (or a dict of them, by name) as its config
     and state dict, never as a pickled module, and loads it back with `weights_only=True`.
-    Writes go to a temporary file that is renamed into place, so a failed save never damages
-    the previous model. `remedy` tells the user how to make the model when the file is missing
+    Written whole or not at all (files.py), so a failed save never damages the previous
+    model. `remedy` tells the user how to make the model when the file is missing
     or unreadable."""
 
     def __init__(
@@ -43,19 +48,10 @@ class TorchModelDataset(AbstractDataset):
 
     def _save(self, data: ImageClassifier | dict[str, ImageClassifier]) -> None:
         if isinstance(data, dict):
-            payload = {"models": {name: _to_payload(model) for name, model in data.items()}}
+            payload = {"models": {name: to_checkpoint(model) for name, model in data.items()}}
         else:
-            payload = _to_payload(data)
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(
-            dir=self._filepath.parent, prefix=f".{self._filepath.name}.", suffix=".part"
-        )
-        os.close(handle)
-        try:
-            torch.save(payload, temp_name)
-            os.replace(temp_name, self._filepath)
-        finally:
-            Path(temp_name).unlink(missing_ok=True)
+            payload = to_checkpoint(data)
+        write_atomically(self._filepath, lambda path: torch.save(payload, path))
 
     def _load(self) -> ImageClassifier | dict[str, ImageClassifier]:
         if self._load_from:
@@ -65,8 +61,8 @@ class TorchModelDataset(AbstractDataset):
         try:
             payload = torch.load(self._filepath, map_location="cpu", weights_only=True)
             if "models" in payload:
-                return {name: _from_payload(entry) for name, entry in payload["models"].items()}
-            return _from_payload(payload)
+                return {name: from_checkpoint(entry) for name, entry in payload["models"].items()}
+            return from_checkpoint(payload)
         except Exception as error:
             # PyTorch's own message suggests weights_only=False, which would run whatever code
             # a foreign file holds: not advice to pass on.
@@ -78,37 +74,24 @@ class TorchModelDataset(AbstractDataset):
 
 
 def _load_registered(model_uri: str) -> FashionCNN:
-    """The FashionCNN inside a model logged by fashion_transfer.registry (models:/NAME@ALIAS)."""
+    """The network inside a registered model (models:/NAME@ALIAS), to transfer from."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from fashion_transfer.registry import CHECKPOINT
+    from fashion_transfer.mlflow.logged_model import read_checkpoint
 
     try:
-        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-        payload = torch.load(
-            folder / "artifacts" / f"{CHECKPOINT}.pt", map_location="cpu", weights_only=True
-        )
-    except (MlflowException, OSError) as error:
+        model = read_checkpoint(model_uri)
+    except (MlflowException, OSError, KeyError) as error:
         raise DatasetError(
             f"Could not load the pretrained model {model_uri!r} from MLflow at "
             f"{mlflow.get_tracking_uri()}: {error}. Register one with a full `kedro run`, or "
             "leave out pretrained_model_uri to use data/06_models/pretrain.pt."
         ) from error
-    if "members" in payload["config"]:
+    if isinstance(model, ProbabilityEnsemble):
         raise DatasetError(
             f"{model_uri!r} is an ensemble of trained models, not one network whose layers can "
             "be transferred. Give a pretrained model, e.g. "
             "pretrained_model_uri=models:/fashion-mnist-pretrain@champion."
         )
-    return _from_payload(payload)
-
-
-def _to_payload(model: ImageClassifier) -> dict:
-    return {"config": model.config(), "state_dict": model.state_dict()}
-
-
-def _from_payload(payload: dict) -> ImageClassifier:
-    model = build_model(payload["config"])
-    model.load_state_dict(payload["state_dict"])
-    return model.eval()
+    return model

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from fashion_transfer.errors import ParameterError
 from fashion_transfer.model import FashionCNN
-from fashion_transfer.params import ParameterError
 from fashion_transfer.pipelines.label_efficiency import nodes
 from fashion_transfer.pipelines.label_efficiency.nodes import (
     balanced_subset,
@@ -14,7 +14,7 @@ from fashion_transfer.pipelines.label_efficiency.nodes import (
     plot,
     summarise,
 )
-from tests.conftest import RUNTIME_PARAMS, TRAINING_PARAMS
+from tests.conftest import RUNTIME_PARAMS, SPLIT_PARAMS, TRAINING_PARAMS
 
 TRANSFER = {**TRAINING_PARAMS, "epochs": 2, "fine_tune_epochs": 1, "scratch_baseline": True}
 STUDY = {
@@ -117,11 +117,12 @@ def test_summary_finds_where_the_curves_meet_and_the_labels_saved():
     ]
 
 
-def test_plot_has_a_log_axis_labelled_with_the_sizes():
+def test_plot_has_a_log_axis_labelled_with_the_sizes_and_the_classes():
     summary, _, _ = summarise(_table({"transfer": [0.8, 0.9, 0.95], "scratch": [0.6, 0.8, 0.9]}))
-    figure = plot(summary)
+    figure = plot(summary, {**SPLIT_PARAMS, "transfer_classes": [5, 8]})
     assert isinstance(figure, Figure)
     ax = figure.axes[0]
     assert ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "100", "1000"]
     assert [line.get_label() for line in ax.get_lines()] == ["scratch", "transfer"]
+    assert ax.get_ylabel() == "test accuracy on classes 5, 8 (%)"

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from fashion_transfer.params import ParameterError, validate_parameters
+from fashion_transfer.errors import ParameterError
+from fashion_transfer.params import validate_parameters
 from fashion_transfer.pipelines.split.nodes import split_stages
 from tests.conftest import SPLIT_PARAMS, project_parameters
 

@@ -202,8 +202,8 @@ def test_a_study_without_a_complete_trial_reports_no_best():
 
 
 def test_preset_tuned_needs_a_study_with_a_complete_trial(tmp_path):
-    from fashion_transfer.params import ParameterError
-    from fashion_transfer.tuning import best_recipe
+    from fashion_transfer.errors import ParameterError
+    from fashion_transfer.pipelines.tune.studies import best_recipe
     from tests.conftest import project_parameters
 
     params = project_parameters()
@@ -230,7 +230,7 @@ def test_preset_tuned_needs_a_study_with_a_complete_trial(tmp_path):
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_stale_trial_is_failed_queued_again_and_its_mlflow_runs_ended(tmp_path, tracking):
-    from fashion_transfer.tuning import STALE_REASON, storage
+    from fashion_transfer.pipelines.tune.studies import STALE_REASON, storage
 
     params = TuneParams.model_validate(
         tune_params(tmp_path, heartbeat_interval=1, grace_period=1, max_retry=1)

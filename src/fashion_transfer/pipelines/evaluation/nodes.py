@@ -20,7 +20,7 @@ from sklearn.metrics import (
 )
 
 from fashion_transfer.model import FashionCNN, ProbabilityEnsemble
-from fashion_transfer.params import EvaluationParams, RegistryParams, RuntimeParams
+from fashion_transfer.params import EvaluationParams, RuntimeParams
 from fashion_transfer.training import predict_proba
 
 logger = logging.getLogger(__name__)
@@ -281,34 +281,3 @@ def plot_misclassified(predictions: dict[str, dict], evaluation_params: dict) ->
         )
         figures[f"{name}.png"] = figure
     return figures
-
-
-# Where the registry finds each model, and the stage data that gives its classes and example.
-REGISTRY_SOURCES = {
-    "pretrain": ("pretrain_model", "pretrain_data"),
-    "transfer": ("transfer_model", "transfer_data"),
-    "ensemble": ("ensemble_models", "transfer_data"),
-}
-
-
-def choose_models_to_register(metrics: dict[str, dict], registry_params: dict) -> dict:
-    """The models this run registers, with the figures the champion rule compares, or why
-    one is left out. The project's hook registers them once the whole run has succeeded, so
-    a run that fails registers nothing; this node puts that step in the pipeline's graph."""
-    registry = RegistryParams.model_validate(registry_params)
-    if not registry.register_models:
-        return {}
-    plan = {}
-    for stage, name in registry.model_names.items():
-        if stage not in metrics:
-            plan[stage] = {"name": name, "skipped": "not built in this run"}
-            continue
-        dataset, data = REGISTRY_SOURCES[stage]
-        plan[stage] = {
-            "name": name,
-            "dataset": dataset,
-            "data": data,
-            "val_accuracy": metrics[stage]["val_accuracy"],
-            "test_accuracy": metrics[stage]["test_accuracy"],
-        }
-    return plan

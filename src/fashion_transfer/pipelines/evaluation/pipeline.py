@@ -1,11 +1,11 @@
 from kedro.pipeline import Pipeline, node
 
-from fashion_transfer.tracking import final_metric_values
+from fashion_transfer.mlflow.metrics import final_metric_values
+from fashion_transfer.mlflow.registration import plan_registration
 
 from .nodes import (
     analyse_fit,
     build_ensemble,
-    choose_models_to_register,
     collect_histories,
     compute_test_metrics,
     plot_confusion_matrices,
@@ -94,10 +94,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="test_metric_values",
             ),
             node(
-                choose_models_to_register,
+                plan_registration,
                 inputs=["metrics", "params:registry"],
                 outputs="models_to_register",
-                name="choose_models_to_register",
+                name="plan_registration",
                 tags="registry",
             ),
         ],

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-NUM_CLASSES = 10
-
-
-class InputDataError(ValueError):
-    """The data files do not form a valid Fashion-MNIST dataset."""
+from fashion_transfer.errors import InputDataError
+from fashion_transfer.fashion_mnist import NUM_CLASSES
 
 
 def assemble_dataset(

@@ -12,11 +12,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
+from fashion_transfer.errors import ParameterError
 from fashion_transfer.model import FashionCNN
 from fashion_transfer.params import (
     LabelEfficiencyParams,
-    ParameterError,
     RuntimeParams,
+    SplitParams,
     with_values,
 )
 from fashion_transfer.pipelines.transfer.nodes import (
@@ -225,9 +226,10 @@ def _savings(ours: pd.DataFrame, scratch: pd.DataFrame) -> dict:
     }
 
 
-def plot(summary: pd.DataFrame) -> Figure:
+def plot(summary: pd.DataFrame, split_params: dict) -> Figure:
     """Test accuracy against labels per class (log axis): each arm's mean over the seeds,
     with the band from its worst to its best seed."""
+    classes = SplitParams.model_validate(split_params).transfer_classes
     figure = Figure(figsize=(8, 5), layout="constrained")
     ax = figure.subplots()
     for arm, group in summary.groupby("arm", sort=False):
@@ -246,7 +248,7 @@ def plot(summary: pd.DataFrame) -> Figure:
     labels = dict(zip(summary["per_class"], summary["labels_per_class"], strict=False))
     ax.set_xticklabels([str(labels[size]) for size in sizes])
     ax.set_xlabel("labelled training images per class (log scale)")
-    ax.set_ylabel("test accuracy on classes 5-9 (%)")
+    ax.set_ylabel(f"test accuracy on classes {', '.join(map(str, classes))} (%)")
     ax.set_title("Label efficiency: mean over seeds, band from worst to best seed")
     ax.grid(alpha=0.3)
     ax.legend()

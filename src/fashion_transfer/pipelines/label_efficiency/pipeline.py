@@ -30,7 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 plot,
-                inputs="label_efficiency_summary",
+                inputs=["label_efficiency_summary", "params:split"],
                 outputs="label_efficiency_plot",
                 name="plot_label_efficiency",
             ),

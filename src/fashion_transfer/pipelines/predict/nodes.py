@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fashion_transfer.pipelines.ingestion.nodes import InputDataError
-from fashion_transfer.serving import MAX_BATCH, to_model_image
+from fashion_transfer.errors import InputDataError
+from fashion_transfer.served_model.contract import MAX_BATCH, unit_scale
+from fashion_transfer.served_model.pictures import to_model_image
 
 COLUMNS = ["file", "class_name", "label", "confidence", "error"]
 
@@ -35,7 +36,7 @@ def classify_images(images: dict[str, Callable], classifier) -> pd.DataFrame:
                 {"file": name, "error": f"skipped: not a readable image ({type(cause).__name__})"}
             )
     if arrays:
-        batch = np.stack(list(arrays.values())).astype(np.float32) / 255.0
+        batch = unit_scale(np.stack(list(arrays.values())))
         predicted = pd.concat(  # the served model takes at most MAX_BATCH images per call
             [
                 classifier.predict(chunk)

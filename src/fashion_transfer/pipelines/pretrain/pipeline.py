@@ -1,6 +1,6 @@
 from kedro.pipeline import Pipeline, node
 
-from fashion_transfer.tracking import epoch_metrics
+from fashion_transfer.mlflow.metrics import epoch_metrics
 
 from .nodes import pretrain
 

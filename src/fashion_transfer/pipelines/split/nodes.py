@@ -5,20 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from fashion_transfer.fashion_mnist import CLASS_NAMES
 from fashion_transfer.params import SplitParams
-
-CLASS_NAMES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
 
 
 def split_stages(fashion_mnist: dict[str, np.ndarray], params: dict) -> tuple[dict, dict]:

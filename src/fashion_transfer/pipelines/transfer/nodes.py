@@ -65,12 +65,17 @@ def frozen_features(pretrain_model: FashionCNN, stage_data: dict, runtime: dict)
     cache = {}
     for trainable_blocks in (0, 1):
         model.freeze_features(trainable_blocks)
-        frozen, _ = model.split_frozen()
-        cache[len(model.frozen_blocks)] = {
-            key: encode(frozen, stage_data[key], settings.device, settings.precision)
-            for key in ("train_images", "val_images")
-        }
+        cache[len(model.frozen_blocks)] = _frozen_output(model, stage_data, settings)
     return cache
+
+
+def _frozen_output(model: FashionCNN, stage_data: dict, settings: RuntimeParams) -> dict:
+    """What the model's frozen blocks make of the training and validation images."""
+    frozen, _ = model.split_frozen()
+    return {
+        key: encode(frozen, stage_data[key], settings.device, settings.precision)
+        for key in ("train_images", "val_images")
+    }
 
 
 def _fit_unfrozen(
@@ -90,16 +95,11 @@ def _fit_unfrozen(
     if training.augmentation:  # augmented images change every epoch: no cache
         trainable, data = model, stage_data
     else:
-        frozen, trainable = model.split_frozen()
+        _, trainable = model.split_frozen()
         key = len(model.frozen_blocks)
         cache = {} if feature_cache is None else feature_cache
         if key not in cache:
-            cache[key] = {
-                f"{split}_images": encode(
-                    frozen, stage_data[f"{split}_images"], settings.device, settings.precision
-                )
-                for split in ("train", "val")
-            }
+            cache[key] = _frozen_output(model, stage_data, settings)
         data = {**stage_data, **cache[key]}
     _, history = fit(
         trainable, data, training, settings.device, name, precision=settings.precision, **fit_args

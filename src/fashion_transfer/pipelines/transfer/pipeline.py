@@ -1,6 +1,6 @@
 from kedro.pipeline import Pipeline, node
 
-from fashion_transfer.tracking import transfer_stage_epoch_metrics
+from fashion_transfer.mlflow.metrics import transfer_stage_epoch_metrics
 
 from .nodes import train_scratch_baseline, transfer
 

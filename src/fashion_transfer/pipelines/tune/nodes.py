@@ -1,7 +1,7 @@
 """An Optuna study over one stage's training recipe with the project's own training code, and
 its reports. The study lives in its storage and each trial is logged as a nested MLflow run
-as it ends (fashion_transfer.tuning), so that a long study can be watched, shared between
-workers and resumed; everything else leaves through the catalog."""
+as it ends (studies.py), so that a long study can be watched, shared between workers and
+resumed; everything else leaves through the catalog."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 
-from fashion_transfer import tuning
+from fashion_transfer.errors import ParameterError, TrainingDivergedError
 from fashion_transfer.model import FashionCNN
 from fashion_transfer.params import (
     TUNED_PRESET,
-    ParameterError,
     TrainingParams,
     TransferParams,
     TuneParams,
@@ -26,7 +25,7 @@ from fashion_transfer.params import (
 )
 from fashion_transfer.pipelines.pretrain.nodes import pretrain
 from fashion_transfer.pipelines.transfer.nodes import transfer
-from fashion_transfer.training import TrainingDivergedError
+from fashion_transfer.pipelines.tune import studies
 
 
 def tune_recipe(
@@ -47,9 +46,9 @@ def tune_recipe(
     tune = TuneParams.model_validate(tune_params)
     if preset == TUNED_PRESET:
         raise ParameterError(
-            [f"preset: a study tunes a preset's recipe; run it on {tuning.BASE_OF_TUNED!r}"]
+            [f"preset: a study tunes a preset's recipe; run it on {studies.BASE_OF_TUNED!r}"]
         )
-    study = tuning.open_study(tune, preset)
+    study = studies.open_study(tune, preset)
     stage_data = pretrain_data if tune.stage == "pretrain" else transfer_data
     training_data = {k: v for k, v in stage_data.items() if not k.startswith("test_")}
     base = pretrain_params if tune.stage == "pretrain" else transfer_params
@@ -67,12 +66,12 @@ def tune_recipe(
         return history
 
     def objective(trial: optuna.Trial) -> float:
-        values = tuning.suggest(trial, tune.search_space[tune.stage])
+        values = studies.suggest(trial, tune.search_space[tune.stage])
         recipe = schema.model_validate(with_values(base, values))
         planned = recipe.epochs + getattr(recipe, "fine_tune_epochs", 0)
         trial.set_user_attr("planned_epochs", planned)
-        trial.set_user_attr("worker", tuning.worker_name())
-        with tuning.trial_run(trial, study, values) as log_epoch:
+        trial.set_user_attr("worker", studies.worker_name())
+        with studies.trial_run(trial, study, values) as log_epoch:
 
             def on_epoch_end(row: dict) -> None:
                 log_epoch(row)
@@ -89,7 +88,7 @@ def tune_recipe(
             mlflow.log_metric(f"{tune.stage}/best_val_accuracy", value)
         return value
 
-    tuning.run_study(study, objective, tune)
+    studies.run_study(study, objective, tune)
     if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
         best = study.best_trial
         mlflow.log_params(
@@ -176,7 +175,7 @@ def plot_study(study: optuna.Study) -> dict[str, Figure]:
         ("parallel_coordinate.png", plots.plot_parallel_coordinate),
     ):
         try:
-            with warnings.catch_warnings(record=True) as caught, tuning.quiet_experimental():
+            with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UserWarning)
                 # An axis of a parameter that every trial shares: matplotlib widens it itself.
                 warnings.filterwarnings("ignore", message="Attempting to set identical low")

@@ -1,0 +1,4 @@
+"""Kedro glue: the config loader's settings and resolvers (config.py), the project's hooks
+(hooks.py), where the project is (paths.py) and the library warnings it drops
+(library_warnings.py). Kedro's own entry points (settings.py, pipeline_registry.py, cli.py)
+stay at the package's top, where Kedro looks for them."""

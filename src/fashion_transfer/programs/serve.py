@@ -1,0 +1,64 @@
+"""`make serve`: a registered model over HTTP with `mlflow models serve`, once the registry
+is known to hold it, so that serving before the first run says what to do instead of ending
+in MLflow's traceback.
+
+    python -m fashion_transfer.programs.serve [--model NAME | --model-uri URI] [--port 5001]
+
+The model is the champion (the alias of parameters_registry.yml) of the transfer model, or of
+the registered model NAME; --model-uri names any other. The registry is MLFLOW_TRACKING_URI's,
+else the project's store in mlruns/."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="a registered model's name; its champion is served")
+    parser.add_argument("--model-uri", help="a model URI such as models:/NAME/3")
+    parser.add_argument("--port", type=int, default=5001)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from fashion_transfer.errors import TrackingStoreError
+    from fashion_transfer.framework.config import champion_uri
+    from fashion_transfer.mlflow.store import probe_server, tracking_uri
+    from fashion_transfer.programs.processes import with_environment_bin
+
+    model_uri = args.model_uri or champion_uri(args.model)
+    store = tracking_uri()
+    os.environ["MLFLOW_TRACKING_URI"] = store
+    # "Creating initial MLflow database tables...": a new store's first use, as in conf/logging.yml.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    try:
+        if store.startswith(("http://", "https://")):
+            probe_server(store)
+        mlflow.models.get_model_info(model_uri)
+    except TrackingStoreError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    except MlflowException as error:
+        print(
+            f"Error: the MLflow registry at {store} has no {model_uri} "
+            f"({error.message.splitlines()[0]}). Run `make run` (or `kedro run`) first to "
+            "register the models, or serve another with MODEL=NAME (the names are in "
+            "conf/base/parameters_registry.yml).",
+            file=sys.stderr,
+        )
+        return 1
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
+    command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(args.port)]
+    # `mlflow models serve` starts its web workers from the environment's bin folder.
+    os.execve(
+        sys.executable, [*command, "--workers", str(args.workers)], with_environment_bin(os.environ)
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""The set-up the end-to-end tests share: one scratch copy of the project, and one small
+end-to-end run in it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from tests.e2e.helpers import SMALL_SLICE, Result, copy_project, kedro
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory) -> Path:
+    """A scratch copy of the project that the end-to-end tests share (helpers.py)."""
+    return copy_project(tmp_path_factory.mktemp("project"))
+
+
+class FirstRun(NamedTuple):
+    failed: Result  # the transfer run without a pretrained model
+    result: Result  # the full run
+    data: Path  # a copy of the models, model outputs and reports the full run wrote
+
+
+@pytest.fixture(scope="session")
+def first_run(project, tmp_path_factory) -> FirstRun:
+    """The one small end-to-end run that the end-to-end tests share: a transfer run with no
+    pretrained model fails first; then a full run on a small slice succeeds. What the full run
+    wrote is copied aside, as later tests run the project again."""
+    failed = kedro(project, "run", "--pipeline", "transfer", "--params", SMALL_SLICE)
+    result = kedro(project, "run", "--params", SMALL_SLICE)
+    assert result.returncode == 0, result.output[-5000:]
+    assert len(failed.runs) == 1 and len(result.runs) == 1
+    data = tmp_path_factory.mktemp("first-run") / "data"
+    for layer in ("06_models", "07_model_output", "08_reporting"):
+        shutil.copytree(project / "data" / layer, data / layer)
+    return FirstRun(failed, result, data)

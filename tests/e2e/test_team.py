@@ -1,0 +1,366 @@
+"""Team mode on real servers: Debian's PostgreSQL and `mlflow server` with basic-auth, started by
+`python -m fashion_transfer.programs.team up` (what `make team-up` runs), and the project run
+against them from separate copies, as machines of a team would. CI installs PostgreSQL (.ci/run);
+elsewhere these tests skip where it is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import optuna
+import pandas as pd
+import pytest
+from PIL import Image
+
+from fashion_transfer.programs.processes import (
+    free_port,
+    start_model_server,
+    stop_server,
+    wait_until_up,
+)
+from fashion_transfer.programs.team import stack as team
+from fashion_transfer.programs.team.__main__ import main as team_main
+from fashion_transfer.programs.team.stack import Stack
+from tests.e2e.helpers import (
+    EXPERIMENT,
+    MODELS,
+    assert_user_error,
+    copy_project,
+    kedro,
+    kedro_env,
+    outputs_of,
+    require,
+    start_kedro,
+)
+
+POSTGRES = shutil.which("initdb") or next(Path(team.POSTGRES_LIBRARY).glob("*/bin/initdb"), None)
+QUICK_TUNE = (
+    "tune.search_space.transfer.epochs.low=1,tune.search_space.transfer.epochs.high=2,"
+    "tune.search_space.transfer.fine_tune_epochs.high=1"
+)
+
+
+@pytest.fixture(scope="module")
+def stack_folder():
+    require(POSTGRES, "the team-mode tests", "postgresql")
+    # PostgreSQL runs as the postgres user, who must be able to enter the folder.
+    base = Path(tempfile.mkdtemp(prefix="fashion-team-"))
+    base.chmod(0o755)
+    yield base
+    team_main(["down", "--folder", str(base / ".team")])
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _up(folder: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fashion_transfer.programs.team",
+            "up",
+            "--folder",
+            str(folder),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _exports(output: str) -> dict[str, str]:
+    return dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in output.splitlines()
+        if line.startswith("export ")
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(stack_folder):
+    ports = ["--pg-port", str(free_port()), "--mlflow-port", str(free_port())]
+    result = _up(stack_folder / ".team", *ports)
+    assert result.returncode == 0, result.stdout + result.stderr
+    exports = _exports(result.stdout)
+    # This process reads the server and the study as a team member does: credentials in
+    # MLflow's and libpq's variables.
+    secrets = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PGPASSWORD")
+    saved = {name: os.environ.get(name) for name in secrets}
+    os.environ.update({name: exports[name] for name in secrets})
+    yield exports
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def team_env(stack) -> dict[str, str]:
+    return {**kedro_env(), **stack}
+
+
+def _store_project(source: Path, target: Path) -> Path:
+    """Another checkout with the stage data and pretrained model of the small run."""
+    copy = copy_project(target)
+    for folder in ("05_model_input", "06_models"):
+        shutil.copytree(source / "data" / folder, copy / "data" / folder)
+    return copy
+
+
+def _client(stack) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(stack["MLFLOW_TRACKING_URI"], stack["MLFLOW_TRACKING_URI"])
+
+
+def _get(url: str, auth: tuple[str, str] | None = None) -> int:
+    request = urllib.request.Request(url)
+    if auth:
+        import base64
+
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=5)
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def test_the_server_refuses_requests_without_the_right_credentials(stack, team_env, project):
+    api = f"{stack['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert _get(api) == 401
+    assert _get(api, ("admin", "not-the-password")) == 401
+    assert _get(api, ("admin", stack["MLFLOW_TRACKING_PASSWORD"])) == 200
+    wrong = {**team_env, "MLFLOW_TRACKING_PASSWORD": "not-the-password"}
+    result = kedro(project, "run", "--pipeline", "ingestion", env=wrong)
+    assert_user_error(
+        result,
+        f"Error: The MLflow tracking server at {stack['MLFLOW_TRACKING_URI']} refused the "
+        "credentials",
+        "MLFLOW_TRACKING_PASSWORD",
+    )
+
+
+@pytest.fixture(scope="module")
+def team_runs(stack, team_env, tmp_path_factory):
+    """Three full runs on a small slice, at once, from separate checkouts, against the
+    server: the runs of three machines of a team."""
+    tmp_path = tmp_path_factory.mktemp("team-runs")
+    quick = (
+        "split.max_examples_per_stage=600,pretrain.epochs=1,transfer.epochs=1,"
+        "transfer.fine_tune_epochs=0,transfer.scratch_baseline=false,runtime.num_threads=1"
+    )
+    seeds = (1, 2, 3)  # three recipes, so that the versions differ and the alias must choose
+    checkouts = [copy_project(tmp_path / f"checkout-{seed}") for seed in seeds]
+    runs = [
+        start_kedro(checkout, "run", "--params", f"{quick},pretrain.seed={seed}", env=team_env)
+        for seed, checkout in zip(seeds, checkouts, strict=True)
+    ]
+    outputs = outputs_of(runs)
+    for run, output in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, output[-3000:]
+
+    return outputs
+
+
+def test_concurrent_runs_from_separate_checkouts_keep_the_champion_on_the_best(stack, team_runs):
+    client = _client(stack)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    finished = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.pipeline = '__default__'"
+    )
+    assert len(finished) == 3 and {r.info.status for r in finished} == {"FINISHED"}
+    # The artifacts went to the server, not to a folder of a checkout.
+    assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for r in finished)
+    for name in MODELS[:2]:
+        versions = client.search_model_versions(f"name='{name}'")
+        assert {v.run_id for v in versions} == {r.info.run_id for r in finished}
+        best = max(float(v.tags["val_accuracy"]) for v in versions)
+        champion = client.get_model_version_by_alias(name, "champion")
+        assert float(champion.tags["val_accuracy"]) == best
+
+
+def test_the_champion_serves_from_the_server_and_predict_uses_it(
+    stack, team_env, team_runs, project, first_run, tmp_path
+):
+    data = pd.read_pickle(project / "data" / "05_model_input" / "transfer_data.pkl")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    server = start_model_server("models:/fashion-mnist-transfer@champion", port, team_env, log)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", server, 120, log)
+        body = json.dumps({"inputs": data["test_images"][:3].tolist()}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, method="POST"
+        )
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            predictions = json.loads(response.read())["predictions"]
+        assert len(predictions) == 3
+        assert {p["class_name"] for p in predictions} <= set(data["class_names"])
+    finally:
+        stop_server(server)
+
+    checkout = copy_project(tmp_path / "predicting")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(data["test_images"][0]).save(folder / "item.png")
+    result = kedro(
+        checkout, "run", "--pipeline", "predict", "--params", f"predict_images={folder}",
+        env=team_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.output[-3000:]
+    table = pd.read_csv(checkout / "data" / "07_model_output" / "image_predictions.csv")
+    assert list(table["file"]) == ["item.png"] and table["error"].isna().all()
+
+
+def _tune_worker(checkout: Path, env: dict, params: str) -> subprocess.Popen:
+    return start_kedro(
+        checkout, "run", "--pipeline", "tune", "--params", params, env=env, own_group=True
+    )
+
+
+def test_two_tuning_workers_on_separate_checkouts_share_one_study(
+    stack, team_env, project, first_run, tmp_path
+):
+    storage = stack["TUNE_STORAGE"]
+    workers = [
+        _tune_worker(
+            _store_project(project, tmp_path / f"worker-{seed}"),
+            team_env,
+            f"tune.storage={storage},tune.study_name=shared,tune.n_trials=1,"
+            f"tune.sampler_seed={seed},{QUICK_TUNE}",
+        )
+        for seed in (1, 2)
+    ]
+    outputs = outputs_of(workers)
+    for worker, output in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, output[-3000:]
+    study = optuna.load_study(study_name="shared", storage=_optuna_storage(stack))
+    assert len(study.trials) == 2
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+    runs = _client(stack).search_runs(
+        [_client(stack).get_experiment_by_name(EXPERIMENT).experiment_id],
+        filter_string="tags.`optuna.study_name` = 'shared'",
+    )
+    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in runs) == [0, 1]
+    assert all(r.data.tags.get("mlflow.parentRunId") for r in runs)
+
+
+def test_a_killed_worker_s_trial_fails_after_the_grace_period_and_is_retried(
+    stack, team_env, project, first_run, tmp_path
+):
+    heartbeat = "tune.heartbeat_interval=1,tune.grace_period=2"
+    common = (
+        f"tune.storage={stack['TUNE_STORAGE']},tune.study_name=killed,{heartbeat},"
+        "tune.search_space.transfer.fine_tune_epochs.high=1"
+    )
+    killed = _tune_worker(
+        _store_project(project, tmp_path / "killed"),
+        team_env,
+        f"{common},tune.n_trials=1,tune.pruner.type=none,"
+        "tune.search_space.transfer.epochs.low=15,tune.search_space.transfer.epochs.high=16",
+    )
+    try:
+        for line in killed.stdout:
+            if "transfer epoch 2/" in line:
+                os.killpg(killed.pid, signal.SIGKILL)  # no chance to tidy up
+                break
+        killed.wait(timeout=60)
+    finally:
+        killed.kill()
+    study = optuna.load_study(study_name="killed", storage=_optuna_storage(stack))
+    (orphan,) = study.trials
+    assert orphan.state.name == "RUNNING"  # until a live worker notices the silence
+    time.sleep(3)  # past the grace period
+    survivor = _tune_worker(
+        _store_project(project, tmp_path / "survivor"),
+        team_env,
+        f"{common},tune.n_trials=1",
+    )
+    output = survivor.communicate(timeout=600)[0]
+    assert survivor.returncode == 0, output[-3000:]
+    first, retry = optuna.load_study(study_name="killed", storage=_optuna_storage(stack)).trials
+    assert first.state.name == "FAIL"
+    assert retry.state.name in ("COMPLETE", "PRUNED") and retry.params == first.params
+    assert retry.system_attrs["failed_trial"] == first.number
+    assert retry.user_attrs["worker"] != first.user_attrs["worker"]
+    # The dead worker's trial run and its kedro run are ended by the survivor, not left
+    # RUNNING in the UI; the survivor's own kedro run finishes.
+    orphan_run = _client(stack).get_run(first.user_attrs["mlflow_run_id"])
+    assert orphan_run.info.status == "KILLED"
+    assert orphan_run.data.tags["optuna.state"] == "FAIL"
+    assert "stopped beating" in orphan_run.data.tags["optuna.fail_reason"]
+    dead_parent = _client(stack).get_run(orphan_run.data.tags["mlflow.parentRunId"])
+    assert dead_parent.info.status == "KILLED"
+    assert dead_parent.data.tags["killed_reason"].startswith("trial 0: its worker stopped")
+    assert f"MLflow runs marked KILLED: {orphan_run.info.run_id}, {dead_parent.info.run_id}" in (
+        output
+    )
+    retry_run = _client(stack).get_run(retry.user_attrs["mlflow_run_id"])
+    survivor_parent = _client(stack).get_run(retry_run.data.tags["mlflow.parentRunId"])
+    assert survivor_parent.info.status == "FINISHED"
+
+
+def _optuna_storage(stack) -> str:
+    return stack["TUNE_STORAGE"]  # the password comes from PGPASSWORD, as for the workers
+
+
+def test_down_stops_everything_and_up_reuses_the_cluster(stack, stack_folder):
+    folder = stack_folder / ".team"
+    experiments = len(mlflow.MlflowClient(stack["MLFLOW_TRACKING_URI"]).search_experiments())
+    assert team_main(["down", "--folder", str(folder)]) == 0
+    stack_state = Stack(folder)
+    assert not stack_state.postgres_running() and stack_state.mlflow_pid() is None
+    assert not _answers(f"{stack['MLFLOW_TRACKING_URI']}/health")
+    stack_state.pid_file.write_text("999999999")  # as a server that died unannounced leaves it
+    again = _up(folder)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _exports(again.stdout) == stack  # the same ports and credentials
+    assert stack_state.mlflow_pid() not in (None, 999999999)
+    client = mlflow.MlflowClient(stack["MLFLOW_TRACKING_URI"])
+    assert len(client.search_experiments()) == experiments  # the data stayed
+
+
+def test_problems_starting_the_stack_are_one_line_errors(stack_folder, tmp_path, monkeypatch):
+    busy = free_port()
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", busy))
+        listener.listen()
+        result = _up(stack_folder / "other", "--pg-port", str(busy))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: Port {busy} on 127.0.0.1 is in use")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    stale = Stack(tmp_path / ".team")
+    stale.mlflow_folder.mkdir(parents=True)
+    stale.pid_file.write_text("999999999")  # no such process: the server died unannounced
+    assert stale.mlflow_pid() is None and not stale.pid_file.exists()
+
+    monkeypatch.setattr(shutil, "which", lambda program: None)
+    monkeypatch.setattr(team, "POSTGRES_LIBRARY", str(tmp_path / "nowhere"))
+    with pytest.raises(team.TeamError, match="PostgreSQL's initdb is not installed"):
+        stale.postgres("initdb")

@@ -2,7 +2,7 @@
 #   make run    creates .venv if missing, installs the project, obtains the data, runs `kedro run`
 #   make test   the same set-up, then the test suite
 # Offline, point FASHION_MNIST_SOURCE at a folder holding the four Fashion-MNIST IDX files.
-# Then: make mlflow-ui, make serve, make viz, make notebook; make team-up / team-down.
+# Then: make mlflow-ui, make serve, make app, make viz, make notebook; make team-up / team-down.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,13 +13,16 @@ MODEL ?=
 
 export KEDRO_DISABLE_TELEMETRY := true
 export MLFLOW_DISABLE_TELEMETRY := true
+# The web app stays on this machine: no Gradio version check, analytics or Hugging Face lookup.
+export GRADIO_ANALYTICS_ENABLED := False
+export HF_HUB_OFFLINE := 1
 
-.PHONY: install run test viz mlflow-ui serve notebook team-up team-down
+.PHONY: install run test viz mlflow-ui serve app notebook team-up team-down
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,viz,notebook]"
+	$(BIN)/python -m pip install --quiet -e ".[test,viz,notebook,app]"
 	touch $@
 
 install: $(STAMP)
@@ -41,6 +44,10 @@ mlflow-ui: $(STAMP)
 # project's store or MLFLOW_TRACKING_URI.
 serve: $(STAMP)
 	$(BIN)/python -m fashion_transfer.programs.serve $(if $(MODEL),--model $(MODEL)) --port 5001
+
+# The web app (page, POST /predict, /health) on the same model and store as `make serve`.
+app: $(STAMP)
+	$(BIN)/python -m fashion_transfer.programs.app $(if $(MODEL),--model $(MODEL)) --port 7860 $(ARGS)
 
 notebook: $(STAMP)
 	PATH="$(BIN):$$PATH" $(BIN)/kedro jupyter notebook --ip 127.0.0.1 --no-browser $(ARGS)

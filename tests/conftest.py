@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,11 @@ from kedro.runner import SequentialRunner
 
 from fashion_transfer.datasets.idx_dataset import MAGIC
 from fashion_transfer.training import resolve_precision
+
+# The web app's libraries stay on this machine, as the Makefile has them (set before any test
+# imports Gradio or its client, which read these once).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def idx_bytes(array: np.ndarray, kind: str) -> bytes:

@@ -22,6 +22,10 @@ class TrainingDivergedError(ValueError):
     not train this model."""
 
 
+class ProjectError(RuntimeError):
+    """A command that needs the project's conf/ ran elsewhere."""
+
+
 class TrackingStoreError(RuntimeError):
     """The tracking store cannot be used as configured; the message says how to fix it."""
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.e2e.helpers import SMALL_SLICE, Result, copy_project, kedro
+from tests.e2e.helpers import CHROMIUM, SMALL_SLICE, Result, copy_project, kedro, require
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +37,16 @@ def first_run(project, tmp_path_factory) -> FirstRun:
     for layer in ("06_models", "07_model_output", "08_reporting"):
         shutil.copytree(project / "data" / layer, data / layer)
     return FirstRun(failed, result, data)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, driven by Playwright (no browser download); the checks skip where
+    it is missing, except in CI."""
+    require(CHROMIUM, "the browser checks", "chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

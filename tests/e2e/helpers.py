@@ -4,11 +4,13 @@ their ids, never by their position."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,8 @@ SMALL_SLICE = (
     "split.max_examples_per_stage=1500,pretrain.epochs=2,transfer.epochs=2,"
     "transfer.fine_tune_epochs=1"
 )
+CHROMIUM = shutil.which("chromium")
+SCREENSHOTS = PROJECT_ROOT / "test-screenshots"  # of pages whose checks failed
 MODELS = ("fashion-mnist-pretrain", "fashion-mnist-transfer", "fashion-mnist-ensemble")
 EXPERIMENT = "fashion-mnist-transfer"
 
@@ -158,3 +162,19 @@ def assert_user_error(result: Result, *expected: str) -> None:
     for text in expected:
         assert text in result.output, result.output[-3000:]
     assert "Traceback" not in result.output and "╭─" not in result.output
+
+
+@contextlib.contextmanager
+def page_of(browser, name: str) -> Iterator:
+    """A page; if a check on it fails, its screenshot is kept and named in the failure."""
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    try:
+        yield page
+    except Exception as error:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        shot = SCREENSHOTS / f"{name}.png"
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(shot), full_page=True)
+        raise AssertionError(f"{error}\nScreenshot of the page: {shot}") from error
+    finally:
+        page.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +14,8 @@ from pathlib import Path
 import pytest
 
 from fashion_transfer.programs.processes import free_port, start_server, stop_server, wait_until_up
-from tests.conftest import PROJECT_ROOT
-from tests.e2e.helpers import EXPERIMENT, client_of, kedro, kedro_env, require
+from tests.e2e.helpers import EXPERIMENT, client_of, kedro, kedro_env, page_of
 
-CHROMIUM = shutil.which("chromium")
-SCREENSHOTS = PROJECT_ROOT / "test-screenshots"
 DEFAULT_NODES = (
     "assemble_dataset",
     "split_stages",
@@ -29,33 +25,6 @@ DEFAULT_NODES = (
     "summarise_metrics",
     "plan_registration",
 )
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require(CHROMIUM, "the browser checks", "chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
-@contextlib.contextmanager
-def page_of(browser, name: str) -> Iterator:
-    """A page; if a check on it fails, its screenshot is kept and named in the failure."""
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
-    try:
-        yield page
-    except Exception as error:
-        SCREENSHOTS.mkdir(exist_ok=True)
-        shot = SCREENSHOTS / f"{name}.png"
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(shot), full_page=True)
-        raise AssertionError(f"{error}\nScreenshot of the page: {shot}") from error
-    finally:
-        page.close()
 
 
 @contextlib.contextmanager

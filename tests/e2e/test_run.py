@@ -5,9 +5,12 @@ whatever ran before it."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import pickle
+import shutil
 import signal
 import sys
 import time
@@ -33,6 +36,7 @@ from fashion_transfer.programs.processes import (
 )
 from fashion_transfer.served_model.pictures import to_model_image
 from fashion_transfer.training import resolve_device, resolve_precision
+from tests.conftest import PROJECT_ROOT
 from tests.e2e.helpers import (
     EXPERIMENT,
     MODELS,
@@ -408,6 +412,57 @@ def test_predict_pipeline_classifies_a_folder_and_records_why_files_were_skipped
     assert not np.allclose(by_ensemble["confidence"].dropna(), table["confidence"].dropna())
 
 
+def test_a_model_registered_before_the_package_was_regrouped_predicts_and_serves(
+    project, first_run, tmp_path
+):
+    """tests/fixtures/README.md: registered by the code of e8a0639, it still classifies a
+    folder through `predict` (in the project's process, with its package imported) and
+    answers over HTTP (`make serve`, a fresh process) as it did then."""
+    fixture = PROJECT_ROOT / "tests" / "fixtures" / "model-logged-at-e8a0639"
+    expected = json.loads(fixture.with_name(f"{fixture.name}-expected.json").read_text())
+    folder = project / "mlruns" / "registered-before"
+    shutil.copytree(fixture, folder, dirs_exist_ok=True)
+    client = client_of(project)
+    name = "fashion-mnist-before-regrouping"
+    client.create_registered_model(name)
+    version = client.create_model_version(name, source=folder.as_uri()).version
+    client.set_registered_model_alias(name, "champion", version)
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index, image in enumerate(expected["images"][:3]):
+        Image.fromarray(np.array(image, np.uint8)).save(photos / f"{index}.png")
+    result = kedro(
+        project, "run", "--pipeline", "predict",
+        "--params", f"predict_images={photos},predict_model={name}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.output[-3000:]
+    table = pd.read_csv(project / "data" / "07_model_output" / "image_predictions.csv")
+    assert list(table["class_name"]) == expected["predictions"]["class_name"][:3]
+    np.testing.assert_allclose(
+        table["confidence"], expected["predictions"]["confidence"][:3], atol=1e-6
+    )
+
+    port = free_port()
+    env = {**kedro_env(), "MLFLOW_TRACKING_URI": store(project)}
+    log = tmp_path / "serve.log"
+    server = start_model_server(f"models:/{name}@champion", port, env, log, project)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", server, 120, log)
+        status, body = _post(
+            f"http://127.0.0.1:{port}/invocations",
+            json.dumps({"inputs": expected["images"]}).encode(),
+        )
+    finally:
+        stop_server(server)
+    assert status == 200, body
+    served = pd.DataFrame(body["predictions"])
+    assert list(served["class_name"]) == expected["predictions"]["class_name"]
+    np.testing.assert_allclose(
+        served["confidence"], expected["predictions"]["confidence"], atol=1e-6
+    )
+
+
 def test_predict_with_a_model_that_has_no_champion_names_the_uri_the_store_and_the_fix(
     project, first_run, tmp_path
 ):
@@ -527,6 +582,12 @@ def test_concurrent_runs_on_one_tracking_store_each_keep_their_own_data_and_the_
         assert champion.run_id in promoted
 
 
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def _post(url: str, body: bytes, content_type: str | None = "application/json", timeout=30):
     request = urllib.request.Request(url, data=body, method="POST")
     if content_type:
@@ -565,6 +626,29 @@ def test_served_champion_classifies_real_images_and_rejects_bad_requests(
         assert list(served["class_name"]) == list(expected["class_name"])
         np.testing.assert_allclose(served["confidence"], expected["confidence"], atol=1e-6)
         assert set(served["label"]) <= set(data["source_classes"])
+
+        # The same images as PNG files, base64 in MLflow's JSON: in a table's `image` column
+        # (dataframe_split) or as the `image` input; and the pictures' errors, naming which.
+        encoded = [base64.b64encode(_png(image)).decode() for image in images[:8]]
+        for request in (
+            {"dataframe_split": {"columns": ["image"], "data": [[text] for text in encoded]}},
+            {"inputs": {"image": encoded}},
+        ):
+            status, body = _post(f"{url}/invocations", json.dumps(request).encode())
+            assert status == 200, body
+            assert [p["label"] for p in body["predictions"]] == list(served["label"][:8])
+        not_a_picture = base64.b64encode(b"shirt, blue, size 40").decode()
+        too_large = base64.b64encode(b"\0" * (10 * 2**20 + 1)).decode()
+        picture_errors = [
+            ([encoded[0], not_a_picture], "picture 1: not a picture in a known format"),
+            ([encoded[0]] * 1001, "holds 1001 pictures"),
+            ([too_large], "picture 0: 10.0 MB is over the 10 MB taken"),
+            ([encoded[0], "!!"], "picture 1: not base64 text"),
+        ]
+        for pictures, expected in picture_errors:
+            request = {"dataframe_split": {"columns": ["image"], "data": [[p] for p in pictures]}}
+            status, message = _post(f"{url}/invocations", json.dumps(request).encode())
+            assert status == 400 and expected in message, (expected, status, message[:300])
 
         scaled = (images[:2] / 255.0).tolist()  # float 0-1 images give the same answers
         status, body = _post(f"{url}/invocations", json.dumps({"inputs": scaled}).encode())

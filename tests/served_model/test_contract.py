@@ -60,4 +60,4 @@ def test_the_table_has_label_name_confidence_and_probabilities():
 def test_input_in_neither_form_says_what_is_expected(model_input, expected):
     with pytest.raises(InvalidImagesError) as info:
         images_from_input(model_input)
-    assert expected in str(info.value) and "encoded pictures" in str(info.value)
+    assert expected in str(info.value) and "encoded pictures" in str(info.value), info.value

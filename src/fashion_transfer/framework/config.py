@@ -4,6 +4,8 @@ programs the Makefile starts, which need a value or two without a Kedro session.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig, OmegaConf
 
 from fashion_transfer.framework.paths import project_root
@@ -54,11 +56,18 @@ def read_conf(name: str) -> dict:
     `parameters_registry`, `mlflow`)."""
     from kedro.config import OmegaConfigLoader
 
+    from fashion_transfer.errors import ProjectError
     from fashion_transfer.framework import library_warnings
 
+    conf = project_root() / "conf"
+    if not (conf / "base").is_dir():
+        raise ProjectError(
+            f"{Path.cwd()} is not in the fashion-transfer project (it has no conf/base/): run "
+            "the command from the project's folder, as `make` does."
+        )
     library_warnings.silence()  # Kedro's loader warns about its own use of OmegaConf
     loader = OmegaConfigLoader(
-        str(project_root() / "conf"),
+        str(conf),
         **{
             **CONFIG_LOADER_ARGS,
             "config_patterns": {"wanted": [f"{name}*", f"{name}*/**"]},

@@ -11,14 +11,16 @@ from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import torch
 from mlflow.models import Model, ModelSignature
 from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, Schema
+from PIL import Image
 
 from fashion_transfer import served_model
 from fashion_transfer.model import ImageClassifier, from_checkpoint, to_checkpoint
-from fashion_transfer.served_model.classifier import ONNX_ARTIFACT
+from fashion_transfer.served_model.classifier import EXAMPLES_ARTIFACT, ONNX_ARTIFACT
 from fashion_transfer.served_model.contract import unit_scale
 
 CHECKPOINT_ARTIFACT = "checkpoint"  # the name models logged before the ONNX graph used too
@@ -57,17 +59,37 @@ def log_classifier(
             "source_classes": [int(label) for label in stage_data["source_classes"]],
         }
         torch.save(checkpoint, checkpoint_path)
+        examples = _write_examples(stage_data, Path(folder) / "examples")
         return mlflow.pyfunc.log_model(
             name=registered_model_name or "model",
             python_model=str(SERVED_MODEL / "model_code.py"),
             code_paths=[str(SERVED_MODEL)],
-            artifacts={ONNX_ARTIFACT: str(onnx_path), CHECKPOINT_ARTIFACT: str(checkpoint_path)},
+            artifacts={
+                ONNX_ARTIFACT: str(onnx_path),
+                CHECKPOINT_ARTIFACT: str(checkpoint_path),
+                EXAMPLES_ARTIFACT: str(examples),
+            },
             signature=signature(list(stage_data["class_names"])),
             input_example=unit_scale(stage_data["test_images"][:2]),
             # Given, so that MLflow need not infer them by loading the model in a subprocess.
             pip_requirements=requirements(),
             registered_model_name=registered_model_name,
         )
+
+
+def _write_examples(stage_data: dict, folder: Path) -> Path:
+    """The first test picture of each class, as `<label> <class name>.png`: what the web app
+    offers to try, and a real picture for anyone who finds the model in the registry."""
+    folder.mkdir()
+    labels = stage_data.get("test_labels")
+    for index, (label, name) in enumerate(
+        zip(stage_data["source_classes"], stage_data["class_names"], strict=True)
+    ):
+        found = np.flatnonzero(labels == index) if labels is not None else []
+        if len(found):
+            picture = Image.fromarray(stage_data["test_images"][found[0]])
+            picture.save(folder / f"{label} {name.replace('/', ' or ')}.png")
+    return folder
 
 
 def read_checkpoint(model_uri: str) -> ImageClassifier:

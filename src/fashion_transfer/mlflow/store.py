@@ -102,3 +102,31 @@ def _ensure_experiment(tracking_uri: str, name: str, artifact_location: str | No
     except MlflowException as error:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":  # another run made it just now
             raise
+
+
+def require_model(model_uri: str) -> str:
+    """Point MLflow at the project's store and check that its registry holds `model_uri`
+    (`models:/NAME@ALIAS` or `models:/NAME/VERSION`), before a program serves it; the store's
+    URI, or TrackingStoreError saying what to run first."""
+    store = tracking_uri()
+    os.environ["MLFLOW_TRACKING_URI"] = store
+    if store.startswith(("http://", "https://")):
+        probe_server(store)
+    if not model_uri.startswith("models:/"):
+        return store  # a run's or a folder's model: MLflow says itself if it is missing
+    name, _, alias = model_uri.removeprefix("models:/").partition("@")
+    client = mlflow.MlflowClient(store, store)
+    try:
+        if alias:
+            client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, version = name.partition("/")
+            client.get_model_version(name, version)
+    except MlflowException as error:
+        raise TrackingStoreError(
+            f"the MLflow registry at {store} has no {model_uri} "
+            f"({error.message.splitlines()[0]}). Run `make run` (or `kedro run`) first to "
+            "register the models, or name another with MODEL=NAME (the names are in "
+            "conf/base/parameters_registry.yml)."
+        ) from None
+    return store

@@ -29,21 +29,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args()
-    from fashion_transfer.errors import TrackingStoreError
+    from fashion_transfer.errors import ProjectError, TrackingStoreError
     from fashion_transfer.mlflow.store import probe_server, tracking_uri
     from fashion_transfer.programs.processes import with_environment_bin
 
     store = tracking_uri()
-    if store.startswith("http"):
-        try:
+    try:
+        if store.startswith("http"):
             probe_server(store)
-        except TrackingStoreError as error:
-            sys.exit(f"Error: {error}")
-        print(f"Runs of this project: {runs_url(store.rstrip('/'), store)}")
-        return
-    base = f"http://127.0.0.1:{args.port}"
+            print(f"Runs of this project: {runs_url(store.rstrip('/'), store)}")
+            return
+        runs = runs_url(f"http://127.0.0.1:{args.port}", store)
+    except (ProjectError, TrackingStoreError) as error:
+        sys.exit(f"Error: {error}")
     print(
-        f"Runs of this project: {runs_url(base, store)}\n"
+        f"Runs of this project: {runs}\n"
         "Add columns with Columns > search 'test_accuracy' (metrics) or 'preset' (tags); "
         "select runs and Compare to line them up. Ctrl-C stops the UI.",
         flush=True,

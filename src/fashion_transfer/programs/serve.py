@@ -23,34 +23,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from fashion_transfer.errors import TrackingStoreError
+    from fashion_transfer.errors import ProjectError, TrackingStoreError
     from fashion_transfer.framework.config import champion_uri
-    from fashion_transfer.mlflow.store import probe_server, tracking_uri
+    from fashion_transfer.mlflow.store import require_model
     from fashion_transfer.programs.processes import with_environment_bin
 
-    model_uri = args.model_uri or champion_uri(args.model)
-    store = tracking_uri()
-    os.environ["MLFLOW_TRACKING_URI"] = store
     # "Creating initial MLflow database tables...": a new store's first use, as in conf/logging.yml.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     try:
-        if store.startswith(("http://", "https://")):
-            probe_server(store)
-        mlflow.models.get_model_info(model_uri)
-    except TrackingStoreError as error:
+        model_uri = args.model_uri or champion_uri(args.model)
+        require_model(model_uri)
+    except (ProjectError, TrackingStoreError) as error:
         print(f"Error: {error}", file=sys.stderr)
-        return 1
-    except MlflowException as error:
-        print(
-            f"Error: the MLflow registry at {store} has no {model_uri} "
-            f"({error.message.splitlines()[0]}). Run `make run` (or `kedro run`) first to "
-            "register the models, or serve another with MODEL=NAME (the names are in "
-            "conf/base/parameters_registry.yml).",
-            file=sys.stderr,
-        )
         return 1
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
     command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(args.port)]

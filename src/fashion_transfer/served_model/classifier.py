@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -19,6 +20,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from .contract import InvalidImagesError, images_from_input, result_table
 
 ONNX_ARTIFACT = "onnx"
+EXAMPLES_ARTIFACT = "examples"  # a test picture of each class, as PNG files
 # Threads ONNX Runtime uses per model (per web worker when served); unset: one per core.
 THREADS_VARIABLE = "FASHION_TRANSFER_MODEL_THREADS"
 # Images per ONNX Runtime call: large batches in chunks that stay in the CPU's caches.
@@ -44,6 +46,10 @@ class FashionClassifier(mlflow.pyfunc.PythonModel):
         self.session = onnx_session(context.artifacts[ONNX_ARTIFACT])
         self.input_name = self.session.get_inputs()[0].name
         self.class_names, self.source_classes = class_metadata(self.session)
+        examples = context.artifacts.get(EXAMPLES_ARTIFACT)
+        self.examples = (
+            sorted(str(path) for path in Path(examples).glob("*.png")) if examples else []
+        )
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, classes) float32 for a float32 (N, 28, 28) batch in [0, 1]."""

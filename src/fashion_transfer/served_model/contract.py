@@ -32,10 +32,12 @@ EXPECTED_PIXELS = (
     f"a batch of {SIZE}x{SIZE} greyscale images, shape (N, {SIZE}, {SIZE}) with "
     f"1 <= N <= {MAX_BATCH}, values 0-255 (uint8 scale) or 0-1 (float scale)"
 )
+EXPECTED_PICTURES = (
+    f"1 to {MAX_PICTURES} encoded pictures (PNG, JPEG, WebP, GIF, BMP, TIFF; at most "
+    f"{MAX_PICTURE_BYTES // 2**20} MB each)"
+)
 EXPECTED_INPUT = (
-    f"{EXPECTED_PIXELS}; or 1 to {MAX_PICTURES} encoded pictures (PNG, JPEG, WebP, GIF, BMP, "
-    f"TIFF; at most {MAX_PICTURE_BYTES // 2**20} MB each), base64 in a column named "
-    f"{PICTURE_COLUMN!r}"
+    f"{EXPECTED_PIXELS}; or {EXPECTED_PICTURES}, base64 in a column named {PICTURE_COLUMN!r}"
 )
 
 
@@ -100,7 +102,7 @@ def pictures_to_images(pictures: list, names: list[str] | None = None) -> np.nda
     its index in the request) and why."""
     if not 1 <= len(pictures) <= MAX_PICTURES:
         raise InvalidImagesError(
-            f"Input holds {len(pictures)} pictures; expected {EXPECTED_INPUT}."
+            f"Input holds {len(pictures)} pictures; expected {EXPECTED_PICTURES}."
         )
     names = names or [f"picture {index}" for index in range(len(pictures))]
     images = np.empty((len(pictures), SIZE, SIZE), dtype=np.uint8)
@@ -108,7 +110,7 @@ def pictures_to_images(pictures: list, names: list[str] | None = None) -> np.nda
         try:
             images[index] = to_model_image(open_picture(_picture_bytes(picture)))
         except PictureError as error:
-            raise InvalidImagesError(f"{name}: {error}. Expected {EXPECTED_INPUT}.") from None
+            raise InvalidImagesError(f"{name}: {error}. Expected {EXPECTED_PICTURES}.") from None
     return unit_scale(images)
 
 

@@ -108,13 +108,14 @@ def pictures_to_images(pictures: list, names: list[str] | None = None) -> np.nda
     images = np.empty((len(pictures), SIZE, SIZE), dtype=np.uint8)
     for index, (picture, name) in enumerate(zip(pictures, names, strict=True)):
         try:
-            images[index] = to_model_image(open_picture(_picture_bytes(picture)))
+            images[index] = to_model_image(open_picture(picture_bytes(picture)))
         except PictureError as error:
             raise InvalidImagesError(f"{name}: {error}. Expected {EXPECTED_PICTURES}.") from None
     return unit_scale(images)
 
 
-def _picture_bytes(picture) -> bytes:
+def picture_bytes(picture) -> bytes:
+    """The encoded picture's bytes: given as bytes, or as base64 text or a data: URL."""
     if isinstance(picture, bytes | bytearray | memoryview):
         data = bytes(picture)
     elif isinstance(picture, str):

@@ -5,30 +5,17 @@ probabilities, and which model answered. Test pictures the model carries are one
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
 from fashion_transfer.programs.app.api import ServedModel
-from fashion_transfer.served_model.contract import unit_scale
+from fashion_transfer.served_model.contract import picture_bytes, unit_scale
 from fashion_transfer.served_model.pictures import PictureError, open_picture, to_model_image
 
 SHOWN_SIZE = 224  # the 28x28 image, enlarged without smoothing so that its pixels show
-
-
-class PhotoInput(gr.Image):
-    """gr.Image that hands a file Pillow cannot open to the handler (as its path) instead of
-    failing in Gradio's preprocessing with a generic error: the page then says what is
-    wrong with it."""
-
-    is_template = True  # drawn by the frontend as gr.Image
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except Exception:  # any file that is not a picture Pillow reads
-            return getattr(payload, "path", None)
 
 
 def build_page(model: ServedModel) -> gr.Blocks:
@@ -42,7 +29,7 @@ def build_page(model: ServedModel) -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 with gr.Tab("Photo"):
-                    photo = PhotoInput(
+                    photo = gr.Image(
                         label="Upload, drop, paste or take a photo",
                         sources=["upload", "clipboard", "webcam"],
                         type="filepath",
@@ -72,12 +59,18 @@ def build_page(model: ServedModel) -> gr.Blocks:
         if model.examples:
             gr.Examples(examples=model.examples, inputs=photo, label="Test pictures")
 
-        def classify_photo(path: str | None):
-            if not path:
+        # The upload as Gradio received it (preprocess=False below): Gradio's own
+        # preprocessing fails on a file Pillow cannot open with a bare "Error", where the page
+        # should say what is wrong with the file. Gradio has checked the path is an upload.
+        def classify_photo(upload: dict | None):
+            if not upload:
                 return None, None, _model_line(model)
             try:
-                with open(path, "rb") as file:
-                    image = to_model_image(open_picture(file.read()))
+                if upload.get("path"):
+                    data = Path(upload["path"]).read_bytes()
+                else:  # a picture pasted or taken as a data: URL
+                    data = picture_bytes(upload.get("url") or "")
+                image = to_model_image(open_picture(data))
             except (PictureError, OSError) as error:
                 return None, None, f"**This file is not a picture the model can read:** {error}."
             return _answer(model, image)
@@ -91,7 +84,7 @@ def build_page(model: ServedModel) -> gr.Blocks:
             return _answer(model, to_model_image(open_picture(buffer.getvalue())))
 
         outputs = [seen, classes, answered]
-        photo.change(classify_photo, photo, outputs, api_name="classify_photo")
+        photo.change(classify_photo, photo, outputs, api_name="classify_photo", preprocess=False)
         sketch.change(classify_sketch, sketch, outputs, api_name="classify_sketch")
     return page
 

@@ -2,8 +2,9 @@
 
 Starts `mlflow models serve` for the transfer champion on a free local port (or uses --url),
 sends --requests requests from --clients concurrent clients, mixing good batches of real test
-images with bad requests (wrong shape, NaN, out-of-range values, an empty batch, invalid JSON,
-a wrong content type), then stops the server and reports throughput, p50/p99 latency and the
+images (pixel arrays and PNG pictures) with bad requests (wrong shape, NaN, out-of-range
+values, an empty batch, invalid JSON, a wrong content type, a file that is not a picture, text
+that is not base64), then stops the server and reports throughput, p50/p99 latency and the
 answers by status. Exits 1 if any answer was a 5xx.
 
     python benchmarks/load_test.py --requests 5000 --clients 8 --output benchmarks/load-test.json
@@ -14,7 +15,9 @@ Run it from the project root after a `kedro run` has registered a champion.
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
+import io
 import json
 import os
 import pickle
@@ -25,6 +28,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from fashion_transfer.framework.paths import project_root
 from fashion_transfer.programs.processes import (
     free_port,
     start_model_server,
@@ -35,14 +39,31 @@ from fashion_transfer.programs.processes import (
 PROJECT = Path(__file__).resolve().parents[1]
 
 
+def _pictures(images) -> bytes:
+    """Images as PNG files, base64 in a dataframe_split table."""
+    from PIL import Image
+
+    encoded = []
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "PNG")
+        encoded.append([base64.b64encode(buffer.getvalue()).decode()])
+    return json.dumps({"dataframe_split": {"columns": ["image"], "data": encoded}}).encode()
+
+
 def request_mix() -> list[tuple[str, bytes, str]]:
-    """(kind, body, content type) requests; 4 good for each bad one."""
-    data_file = PROJECT / "data" / "05_model_input" / "transfer_data.pkl"
+    """(kind, body, content type) requests; 4 good for each bad one, in both forms."""
+    data_file = project_root() / "data" / "05_model_input" / "transfer_data.pkl"
     images = pickle.loads(data_file.read_bytes())["test_images"][:64]
     good = [
         ("good", json.dumps({"inputs": images[i : i + size].tolist()}).encode(), "application/json")
         for i, size in ((0, 1), (1, 4), (5, 16), (21, 1))
+    ] + [
+        ("good pictures", _pictures(images[i : i + size]), "application/json")
+        for i, size in ((0, 1), (1, 4), (5, 16), (21, 1))
     ]
+    not_a_picture = base64.b64encode(b"shirt, blue, size 40").decode()
+    unreadable = {"dataframe_split": {"columns": ["image"], "data": [[not_a_picture]]}}
     nan_image = json.dumps({"inputs": [[[float("nan")] * 28] * 28]}).encode()  # NaN literals
     bad = [
         ("wrong shape", json.dumps({"inputs": [[1, 2, 3]]}).encode(), "application/json"),
@@ -55,6 +76,8 @@ def request_mix() -> list[tuple[str, bytes, str]]:
         ("empty batch", json.dumps({"inputs": []}).encode(), "application/json"),
         ("invalid JSON", b"{not json", "application/json"),
         ("wrong content type", good[0][1], "text/plain"),
+        ("not a picture", json.dumps(unreadable).encode(), "application/json"),
+        ("not base64", json.dumps({"inputs": {"image": ["%%%"]}}).encode(), "application/json"),
     ]
     return good * (len(bad) * 4 // len(good)) + bad
 
@@ -101,7 +124,9 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ}
-        env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{PROJECT / 'mlruns' / 'mlflow.db'}")
+        env.setdefault(
+            "MLFLOW_TRACKING_URI", f"sqlite:///{project_root() / 'mlruns' / 'mlflow.db'}"
+        )
         server = start_model_server(args.model_uri, port, env, log_path, workers=2)
     host, port = url.removeprefix("http://").split(":")
     if host not in ("127.0.0.1", "localhost"):

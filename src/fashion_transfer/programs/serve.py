@@ -21,12 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="a registered model's name; its champion is served")
     parser.add_argument("--model-uri", help="a model URI such as models:/NAME/3")
     parser.add_argument("--port", type=int, default=5001)
-    parser.add_argument("--workers", type=int, default=1)
+    # Measured on 2 cores (benchmarks/serving.py, docs/benchmarks.md): two workers of one
+    # ONNX Runtime thread each serve the most images per second under concurrent requests.
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     from fashion_transfer.errors import ProjectError, TrackingStoreError
     from fashion_transfer.framework.config import champion_uri
     from fashion_transfer.mlflow.store import require_model
     from fashion_transfer.programs.processes import with_environment_bin
+    from fashion_transfer.served_model.classifier import THREADS_VARIABLE
 
     # "Creating initial MLflow database tables...": a new store's first use, as in conf/logging.yml.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
@@ -38,10 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
     command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(args.port)]
-    # `mlflow models serve` starts its web workers from the environment's bin folder.
-    os.execve(
-        sys.executable, [*command, "--workers", str(args.workers)], with_environment_bin(os.environ)
-    )
+    # The cores shared between the workers, unless the variable says otherwise; `mlflow models
+    # serve` starts its web workers from the environment's bin folder.
+    threads = str(max(1, (os.cpu_count() or 1) // args.workers))
+    env = with_environment_bin({THREADS_VARIABLE: threads, **os.environ})
+    os.execve(sys.executable, [*command, "--workers", str(args.workers)], env)
 
 
 if __name__ == "__main__":

@@ -53,18 +53,20 @@ def to_model_image(image: Image.Image) -> np.ndarray:
         image.seek(0)  # an animated GIF or WebP: its first frame
         # JPEG decodes at 1/2, 1/4 or 1/8 of its size when asked: a phone photo costs little.
         image.draft("RGB", (SIZE * 4, SIZE * 4))
-        image = ImageOps.exif_transpose(image)
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)
         grey = _greyscale(image)
     except (OSError, ValueError, SyntaxError) as error:  # truncated or damaged pixel data
         raise PictureError(f"its pixel data is damaged or truncated ({error})") from None
-    grey = _shrink(grey)
-    pixels = np.asarray(grey)
+    pixels = np.asarray(_shrink(grey))
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     if border.mean() > 127:  # a light background: Fashion-MNIST is dark behind the item
-        grey = ImageOps.invert(grey)
-    square = Image.new("L", (SIZE, SIZE), 0)
-    square.paste(grey, ((SIZE - grey.width) // 2, (SIZE - grey.height) // 2))
-    return np.asarray(square)
+        pixels = 255 - pixels
+    height, width = pixels.shape
+    square = np.zeros((SIZE, SIZE), np.uint8)  # centred on a dark square
+    top, left = (SIZE - height) // 2, (SIZE - width) // 2
+    square[top : top + height, left : left + width] = pixels
+    return square
 
 
 def _greyscale(image: Image.Image) -> Image.Image:
@@ -82,7 +84,7 @@ def _greyscale(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
-    return image.convert("L")
+    return image if image.mode == "L" else image.convert("L")
 
 
 def _to_byte_range(pixels: np.ndarray, mode: str) -> np.ndarray:

@@ -251,19 +251,22 @@ def evaluate(
     return loss_sum / len(images), correct / len(images)
 
 
-@torch.inference_mode()
 def encode(
     module: nn.Module, images, device: str = "auto", precision: str = "float32"
 ) -> torch.Tensor:
     """`module`'s float32 output (on the CPU) for a batch of uint8 images or input tensors."""
     target = resolve_device(device)
     precision = resolve_precision(precision, target)
-    module.to(target).eval()
+    # Channels-last convolutions, as in training: about 1.5 times faster on the CPU. The
+    # layout changes outside inference mode, which would make the weights inference tensors
+    # that training can no longer update.
+    module.to(target, memory_format=torch.channels_last).eval()
     outputs = []
-    for batch in as_input(images).split(2048):
-        with autocast(target, precision):
-            outputs.append(module(batch.to(target)).float().cpu())
-    module.cpu()
+    with torch.inference_mode():
+        for batch in as_input(images).split(2048):
+            with autocast(target, precision):
+                outputs.append(module(batch.to(target)).float().cpu())
+    module.to("cpu", memory_format=torch.contiguous_format)
     return torch.cat(outputs)
 
 

@@ -257,24 +257,29 @@ def plot_learning_curves(
 
 
 def plot_misclassified(predictions: dict[str, dict], evaluation_params: dict) -> dict[str, Figure]:
-    """A grid of the first misclassified test images of each model, titled true -> predicted."""
+    """A grid of the first misclassified test images of each model, titled true -> predicted.
+    The images are tiled into one picture on one axes: a subplot each would take seconds."""
     limit = EvaluationParams.model_validate(evaluation_params).misclassified_examples
+    columns, tile = 6, 28 + 14  # each image with room for its title above it
     figures = {}
     for name, p in predictions.items():
         wrong = np.flatnonzero(p["y_true"] != p["y_pred"])[:limit]
-        columns = 6
         rows = max(1, -(-len(wrong) // columns))
-        figure = Figure(figsize=(columns * 1.9, rows * 2.1), layout="constrained")
-        axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
-        for ax in axes:
-            ax.set_axis_off()
-        for ax, index in zip(axes, wrong, strict=False):
-            ax.imshow(p["images"][index], cmap="gray_r")
+        canvas = np.zeros((rows * tile, columns * tile), np.uint8)
+        figure = Figure(figsize=(columns * 1.9, rows * 2.1 + 0.6), layout="constrained")
+        ax = figure.subplots()
+        for position, index in enumerate(wrong):
+            row, column = divmod(position, columns)
+            top, left = row * tile + 12, column * tile + 7
+            canvas[top : top + 28, left : left + 28] = p["images"][index]
             true, predicted = (
                 p["class_names"][p["y_true"][index]],
                 p["class_names"][p["y_pred"][index]],
             )
-            ax.set_title(f"{true}\n-> {predicted}", fontsize=8)
+            ax.text(left + 14, top - 1, f"{true}\n-> {predicted}", ha="center", va="bottom",
+                    fontsize=8)  # fmt: skip
+        ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=255)
+        ax.set_axis_off()
         figure.suptitle(
             f"{name}: {len(wrong)} of {int((p['y_true'] != p['y_pred']).sum())} misclassified "
             "test images (true -> predicted)"

@@ -1,0 +1,70 @@
+"""Registration of a run's models (mlflow/registration.py) against a throw-away store."""
+
+import mlflow
+import numpy as np
+import torch
+from kedro.io import DataCatalog, MemoryDataset
+
+from fashion_transfer.export import Parity
+from fashion_transfer.mlflow import registration
+from fashion_transfer.model import FashionCNN
+from tests.conftest import synthetic_images
+
+NAMES = ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def _catalog() -> DataCatalog:
+    torch.manual_seed(0)
+    labels = np.arange(40) % 5
+    images = synthetic_images(labels, seed=6)
+    data = {
+        "val_images": images,
+        "test_images": images,
+        "test_labels": labels,
+        "class_names": NAMES,
+        "source_classes": [5, 6, 7, 8, 9],
+    }
+    return DataCatalog(
+        {
+            "transfer_model": MemoryDataset(FashionCNN("compact", 5), copy_mode="assign"),
+            "transfer_data": MemoryDataset(data, copy_mode="assign"),
+        }
+    )
+
+
+PLAN = {
+    "transfer": {
+        "name": "fashion-test",
+        "dataset": "transfer_model",
+        "data": "transfer_data",
+        "val_accuracy": 0.9,
+        "test_accuracy": 0.8,
+    },
+    "ensemble": {"name": "fashion-test-ensemble", "skipped": "not built in this run"},
+}
+
+
+def test_a_registered_version_has_its_card_and_the_alias(store):
+    with mlflow.start_run(tags={"preset": "default", "mlflow.runName": "a run"}) as run:
+        registration.register(PLAN, _catalog(), "champion")
+    tags = store.get_run(run.info.run_id).data.tags
+    assert tags["transfer.registered_model"] == "fashion-test version 1"
+    assert tags["transfer.promoted"] == "true"
+    assert tags["ensemble.registered_model"] == "skipped: not built in this run"
+    model = store.get_registered_model("fashion-test")
+    assert "5 Sandal, 6 Shirt, 7 Sneaker, 8 Bag, 9 Ankle boot" in model.description
+    assert "base64" in model.description and "model.onnx" in model.description
+    version = store.get_model_version("fashion-test", "1")
+    assert "Validation accuracy **0.9000**, test accuracy 0.8000" in version.description
+    assert run.info.run_id in version.description and "`default`" in version.description
+    assert "ONNX graph checked against PyTorch" in version.description
+
+
+def test_a_model_whose_graph_differs_from_pytorch_is_not_registered(store, monkeypatch):
+    monkeypatch.setattr(registration, "check_parity", lambda *args: Parity(40, 0.3, 7))
+    with mlflow.start_run() as run:
+        registration.register(PLAN, _catalog(), "champion")
+    reason = store.get_run(run.info.run_id).data.tags["transfer.registered_model"]
+    assert reason.startswith("skipped: its ONNX graph differs from the PyTorch model")
+    assert "within 3.0e-01" in reason and "7 images off a tie change class" in reason
+    assert not store.search_registered_models()

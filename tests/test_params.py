@@ -131,3 +131,26 @@ def test_a_label_efficiency_arm_can_be_left_out():
     params = project_parameters()
     params["label_efficiency"]["transfer_recipes"]["transfer_shifted"] = None
     assert list(validate_parameters(params).label_efficiency.transfer_recipes) == ["transfer"]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"alias": "latest"}, "registry.alias: 'latest' alias name (case insensitive) is reserved"),
+        ({"alias": "v3"}, "registry.alias: Version alias name 'v3' is reserved"),
+        ({"alias": "the best"}, "registry.alias: Invalid alias name: 'the best'"),
+        ({"model_names": {"transfer": "team/transfer"}}, "Names cannot contain '/' or ':'"),
+        (
+            {"model_names": {"transfer": "same", "pretrain": "same"}},
+            "two stages share a registered model name",
+        ),
+    ],
+)
+def test_registry_names_and_aliases_mlflow_refuses_are_refused_before_anything_runs(
+    override, expected
+):
+    params = project_parameters()
+    params["registry"] = {**params["registry"], **override}
+    with pytest.raises(ParameterError) as error:
+        validate_parameters(params)
+    assert expected in str(error.value)

@@ -5,7 +5,7 @@ traceback), and Ctrl-C or SIGTERM marks the MLflow run KILLED."""
 
 from __future__ import annotations
 
-import signal
+import errno
 
 import click
 import mlflow
@@ -15,6 +15,7 @@ from mlflow.entities import RunStatus
 from omegaconf.errors import InterpolationResolutionError
 
 from fashion_transfer import errors
+from fashion_transfer.framework import interrupt
 
 USER_ERRORS = (DatasetError, InterpolationResolutionError, *errors.USER_ERRORS)
 
@@ -32,33 +33,59 @@ def _message(error: Exception) -> str:
 
 class RunWithClearErrors(click.Command):
     def invoke(self, ctx: click.Context):
-        signal.signal(signal.SIGTERM, _interrupt)
+        interrupt.install()
         # `--pipeline NAME` is how the project's docs run one pipeline; Kedro 1.7 deprecates it
         # for `--pipelines`, which takes the same name, so it is passed on as that, unwarned.
         if ctx.params["pipeline"] and not ctx.params["pipelines"]:
             ctx.params["pipelines"] = [ctx.params["pipeline"]]
             ctx.params["pipeline"] = None
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            interrupt.check()  # a signal whose exception a finaliser swallowed
+            return result
         except USER_ERRORS as error:
-            raise click.ClickException(_message(error)) from None
-        except ValueError as error:
-            if not str(error).startswith("Failed to find the pipeline named"):
-                raise
-            raise click.ClickException(f"{error} Run `kedro registry list` to see them.") from None
+            _end_runs(RunStatus.FAILED)
+            raise click.ClickException(_disk_full(error) or _message(error)) from None
         except KeyboardInterrupt:
-            # Kedro's error hooks see only Exceptions; without this MLflow's exit handler would
-            # mark the run FINISHED. kedro-mlflow may have the run on the stack more than once.
-            while mlflow.active_run() is not None:
-                mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+            _end_runs(RunStatus.KILLED)
             raise click.ClickException(
                 "Interrupted. The MLflow run is marked KILLED and registered nothing; files "
                 "saved before the interruption are intact. Run again to start over."
             ) from None
+        except Exception as error:
+            _end_runs(RunStatus.FAILED)
+            if isinstance(error, ValueError) and str(error).startswith(
+                "Failed to find the pipeline named"
+            ):
+                raise click.ClickException(
+                    f"{error} Run `kedro registry list` to see them."
+                ) from None
+            if full := _disk_full(error):
+                raise click.ClickException(full) from None
+            raise
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _disk_full(error: BaseException) -> str | None:
+    """The message for an error caused by a full disk, however deep Kedro wrapped it."""
+    cause = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            where = f" writing {cause.filename}" if cause.filename else ""
+            return (
+                f"The disk is full{where}. Free some space and run again: the files saved "
+                "before are intact (each is written whole or not at all) and the MLflow run "
+                "is marked FAILED."
+            )
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _end_runs(status: int) -> None:
+    """End the MLflow runs still open: a failure after the pipeline (while registering) or
+    an interruption is not seen by kedro-mlflow's error hook, and MLflow's exit handler would
+    mark the run FINISHED. kedro-mlflow may have the run on the stack more than once."""
+    while mlflow.active_run() is not None:
+        mlflow.end_run(RunStatus.to_string(status))
 
 
 @click.group(name="fashion-transfer")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlparse
 
 import torch
 from pydantic import (
@@ -21,6 +20,7 @@ from pydantic import (
 from fashion_transfer.errors import ParameterError
 from fashion_transfer.fashion_mnist import NUM_CLASSES
 from fashion_transfer.model import ARCHITECTURES
+from fashion_transfer.redact import holds_secret
 
 # `--params preset=tuned`: the best recipe of a tuning study (pipelines/tune/studies.py).
 TUNED_PRESET = "tuned"
@@ -152,6 +152,35 @@ class RegistryParams(_Strict):
     alias: str = Field(min_length=1)
     model_names: dict[Literal["pretrain", "transfer", "ensemble"], str]
 
+    # MLflow's own rules, checked before anything runs instead of after training.
+    @field_validator("alias")
+    @classmethod
+    def _an_alias_mlflow_takes(cls, alias: str) -> str:
+        from mlflow.exceptions import MlflowException
+        from mlflow.utils import validation
+
+        try:
+            validation._validate_model_alias_name(alias)
+            validation._validate_model_alias_name_reserved(alias)
+        except MlflowException as error:
+            raise ValueError(error.message) from None
+        return alias
+
+    @field_validator("model_names")
+    @classmethod
+    def _names_mlflow_takes(cls, names: dict[str, str]) -> dict[str, str]:
+        from mlflow.exceptions import MlflowException
+        from mlflow.utils import validation
+
+        for name in names.values():
+            try:
+                validation._validate_model_name(name)
+            except MlflowException as error:
+                raise ValueError(error.message) from None
+        if len(set(names.values())) != len(names):
+            raise ValueError(f"two stages share a registered model name: {names}")
+        return names
+
 
 class SearchDimension(_Strict):
     """The range of one recipe key in a tuning study: a float (on a log scale with `log`),
@@ -214,7 +243,7 @@ class TuneParams(_Strict):
     @classmethod
     def _no_password(cls, url: str) -> str:
         # The run logs its parameters to MLflow: a password in the URL would be logged too.
-        if urlparse(url).password:
+        if holds_secret(url):
             raise ValueError(
                 "the storage URL holds a password, which would be logged with the run's "
                 "parameters; leave it out and set PGPASSWORD (or ~/.pgpass) instead"

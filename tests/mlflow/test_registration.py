@@ -2,6 +2,7 @@
 
 import mlflow
 import numpy as np
+import pytest
 import torch
 from kedro.io import DataCatalog, MemoryDataset
 
@@ -39,6 +40,7 @@ PLAN = {
         "data": "transfer_data",
         "val_accuracy": 0.9,
         "test_accuracy": 0.8,
+        "validation_split": "0.1 of all training examples per stage, seed 42",
     },
     "ensemble": {"name": "fashion-test-ensemble", "skipped": "not built in this run"},
 }
@@ -49,7 +51,7 @@ def test_a_registered_version_has_its_card_and_the_alias(store):
         registration.register(PLAN, _catalog(), "champion")
     tags = store.get_run(run.info.run_id).data.tags
     assert tags["transfer.registered_model"] == "fashion-test version 1"
-    assert tags["transfer.promoted"] == "true"
+    assert tags["transfer.promoted"] == "true" and tags["transfer.champion"] == "version 1"
     assert tags["ensemble.registered_model"] == "skipped: not built in this run"
     model = store.get_registered_model("fashion-test")
     assert "5 Sandal, 6 Shirt, 7 Sneaker, 8 Bag, 9 Ankle boot" in model.description
@@ -68,3 +70,31 @@ def test_a_model_whose_graph_differs_from_pytorch_is_not_registered(store, monke
     assert reason.startswith("skipped: its ONNX graph differs from the PyTorch model")
     assert "within 3.0e-01" in reason and "7 images off a tie change class" in reason
     assert not store.search_registered_models()
+
+
+def test_a_failure_while_registering_removes_what_the_run_registered(store, monkeypatch):
+    catalog = _catalog()
+    with mlflow.start_run():
+        registration.register(PLAN, catalog, "champion")  # version 1 holds the alias
+    two_models = {
+        "transfer": {**PLAN["transfer"], "val_accuracy": 0.99},
+        "ensemble": {**PLAN["transfer"], "name": "fashion-test-ensemble"},
+    }
+    logged = registration.log_classifier
+
+    def fails_on_the_second(model, graph, data, name):
+        if name == "fashion-test-ensemble":
+            raise KeyboardInterrupt  # a Ctrl-C, or any failure, while the second is logged
+        return logged(model, graph, data, name)
+
+    monkeypatch.setattr(registration, "log_classifier", fails_on_the_second)
+    with mlflow.start_run() as run:
+        with pytest.raises(KeyboardInterrupt):
+            registration.register(two_models, catalog, "champion")
+    # Version 2 beat version 1 and took the alias; undone, both.
+    versions = store.search_model_versions("name='fashion-test'")
+    assert [str(v.version) for v in versions] == ["1"]
+    assert str(store.get_model_version_by_alias("fashion-test", "champion").version) == "1"
+    tags = store.get_run(run.info.run_id).data.tags
+    assert tags["registry"] == "rolled back (interrupted): fashion-test version 2"
+    assert not any(key.endswith(".registered_model") for key in tags)

@@ -18,6 +18,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 from fashion_transfer.datasets.files import write_atomically
 from fashion_transfer.progress import download_bar
+from fashion_transfer.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ class IDXDataset(AbstractDataset[None, np.ndarray]):
                     self._download(source, out)
                 else:
                     self._copy_local(source, out)
-            parse_idx(path.read_bytes(), self._kind, f"{self._filepath.name} from {source}")
+            origin = f"{self._filepath.name} from {redact(source)}"
+            parse_idx(path.read_bytes(), self._kind, origin)
 
         write_atomically(self._filepath, fetch_and_check)
 
@@ -126,15 +128,15 @@ class IDXDataset(AbstractDataset[None, np.ndarray]):
                         advance(len(chunk))
         except (urllib.error.URLError, TimeoutError, OSError) as error:
             raise DatasetError(
-                f"Could not download {url}: {error}. Without internet access, put the four "
-                f"Fashion-MNIST files ({', '.join(STANDARD_FILES)}) in a folder and set "
+                f"Could not download {redact(url)}: {error}. Without internet access, put the "
+                f"four Fashion-MNIST files ({', '.join(STANDARD_FILES)}) in a folder and set "
                 f"{SOURCE_ENV_VAR} to that folder, or copy them into {self._filepath.parent}/."
             ) from error
-        logger.info("Downloaded %s: %d bytes from %s", self._filepath.name, received, url)
+        logger.info("Downloaded %s: %d bytes from %s", self._filepath.name, received, redact(url))
         # Only the official files have published checksums; other sources are checked by parsing.
         if base_url == OFFICIAL_MIRROR and self._md5 and digest.hexdigest() != self._md5:
             raise DatasetError(
-                f"Checksum mismatch for {url}: expected MD5 {self._md5}, got "
+                f"Checksum mismatch for {redact(url)}: expected MD5 {self._md5}, got "
                 f"{digest.hexdigest()}. The download was discarded; run again, or provide the "
                 f"files offline through {SOURCE_ENV_VAR}."
             )

@@ -10,6 +10,8 @@ from kedro.io import DatasetError
 from kedro_mlflow.io.models import MlflowModelRegistryDataset
 from mlflow.exceptions import MlflowException
 
+from fashion_transfer.redact import redact
+
 logger = logging.getLogger(__name__)
 
 
@@ -26,8 +28,8 @@ class RegisteredModelDataset(MlflowModelRegistryDataset):
             model = super()._load()
         except MlflowException as error:
             raise DatasetError(
-                f"The MLflow registry at {mlflow.get_registry_uri()} has no {self.model_uri} "
-                f"({error.message}). {self._missing_hint}"
+                f"The MLflow registry at {redact(mlflow.get_registry_uri())} has no "
+                f"{self.model_uri} ({error.message}). {self._missing_hint}"
             ) from None
         version = mlflow.MlflowClient().get_model_version_by_alias(self.model_name, self.alias)
         logger.info(

@@ -17,6 +17,7 @@ from fashion_transfer.model import (
     from_checkpoint,
     to_checkpoint,
 )
+from fashion_transfer.redact import redact
 
 
 class TorchModelDataset(AbstractDataset):
@@ -85,8 +86,8 @@ def _load_registered(model_uri: str) -> FashionCNN:
     except (MlflowException, OSError, KeyError) as error:
         raise DatasetError(
             f"Could not load the pretrained model {model_uri!r} from MLflow at "
-            f"{mlflow.get_tracking_uri()}: {error}. Register one with a full `kedro run`, or "
-            "leave out pretrained_model_uri to use data/06_models/pretrain.pt."
+            f"{redact(mlflow.get_tracking_uri())}: {error}. Register one with a full `kedro "
+            "run`, or leave out pretrained_model_uri to use data/06_models/pretrain.pt."
         ) from error
     if isinstance(model, ProbabilityEnsemble):
         raise DatasetError(

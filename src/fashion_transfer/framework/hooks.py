@@ -20,10 +20,21 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import DatasetError
 
 from fashion_transfer.datasets.idx_dataset import OFFICIAL_MIRROR, SOURCE_ENV_VAR
+from fashion_transfer.framework import interrupt
 from fashion_transfer.mlflow import registration
-from fashion_transfer.mlflow.store import artifact_location, prepare_store, tracking_uri
+from fashion_transfer.mlflow.store import (
+    ABANDONED_REASON,
+    HOST_TAG,
+    PROCESS_TAG,
+    artifact_location,
+    end_abandoned_runs,
+    prepare_store,
+    this_process,
+    tracking_uri,
+)
 from fashion_transfer.params import ProjectParams, validate_parameters
 from fashion_transfer.pipeline_registry import READ_ONLY_PIPELINES
+from fashion_transfer.redact import redact
 from fashion_transfer.training import resolve_device, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -79,7 +90,9 @@ class ProjectHooks:
                 "runtime.training_precision": self.training_precision,
                 "git_commit": commit,
                 "git_dirty": str(dirty).lower(),
-                "data_source": os.environ.get(SOURCE_ENV_VAR) or OFFICIAL_MIRROR,
+                "data_source": redact(os.environ.get(SOURCE_ENV_VAR) or OFFICIAL_MIRROR),
+                HOST_TAG: os.uname().nodename,
+                PROCESS_TAG: this_process(),
             }
         )
         # kedro-mlflow logs the parameters that nodes read; these steer the run from hooks
@@ -103,15 +116,32 @@ class ProjectHooks:
             run.run_id,
             run_name,
             run.experiment_id,
-            mlflow.get_tracking_uri(),
+            redact(mlflow.get_tracking_uri()),
         )
+
+    # A signal whose KeyboardInterrupt a finaliser swallowed stops the run at the next node.
+    @hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async) -> None:
+        interrupt.check()
+
+    @hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs, is_async) -> None:
+        interrupt.check()
 
     # tryfirst: register while kedro-mlflow still holds the run open (it ends it afterwards).
     # Only a pipeline that finished gets here, so a failed run never registers anything.
     @hook_impl(tryfirst=True)
     def after_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        interrupt.check()
         if mlflow.active_run() is None:
             return
+        # Runs of this machine whose process died without closing them (killed outright
+        # between two steps) are closed by the next run that succeeds here.
+        run = mlflow.active_run().info
+        for abandoned in end_abandoned_runs(mlflow.MlflowClient(), run.experiment_id, run.run_id):
+            logger.warning(
+                "MLflow run %s was left RUNNING: %s; marked KILLED.", abandoned, ABANDONED_REASON
+            )
         if "models_to_register" not in pipeline.all_outputs():
             mlflow.set_tag("registry", "skipped: this pipeline does not evaluate the models")
             return

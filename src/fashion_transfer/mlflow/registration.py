@@ -6,14 +6,17 @@ logged with its checkpoint, registered with its model card, and judged by the ch
 from __future__ import annotations
 
 import logging
+import signal
 
 import mlflow
+from mlflow.exceptions import MlflowException
 
 from fashion_transfer.export import check_parity, to_onnx
+from fashion_transfer.framework import interrupt
 from fashion_transfer.mlflow.champion import promote_if_best
 from fashion_transfer.mlflow.logged_model import log_classifier
 from fashion_transfer.mlflow.model_card import model_description, version_description
-from fashion_transfer.params import RegistryParams
+from fashion_transfer.params import RegistryParams, SplitParams
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +28,19 @@ SOURCES = {
 }
 
 
-def plan_registration(metrics: dict[str, dict], registry_params: dict) -> dict:
+def plan_registration(metrics: dict[str, dict], registry_params: dict, split_params: dict) -> dict:
     """The models this run registers, with the figures the champion rule compares, or why
     one is left out. Registration itself happens once the whole run has succeeded, so a run
     that fails registers nothing."""
     registry = RegistryParams.model_validate(registry_params)
     if not registry.register_models:
         return {}
+    split = SplitParams.model_validate(split_params)
+    examples = split.max_examples_per_stage or "all"
+    validation_split = (
+        f"{split.validation_fraction:g} of {examples} training examples per stage, "
+        f"seed {split.seed}"
+    )
     plan = {}
     for stage, name in registry.model_names.items():
         if stage not in metrics:
@@ -44,47 +53,108 @@ def plan_registration(metrics: dict[str, dict], registry_params: dict) -> dict:
             "data": data,
             "val_accuracy": metrics[stage]["val_accuracy"],
             "test_accuracy": metrics[stage]["test_accuracy"],
+            "validation_split": validation_split,
         }
     return plan
 
 
 def register(plan: dict, catalog, alias: str) -> None:
-    """Register the planned models to the active run's registry, tagging the run with what
-    happened to each (`<stage>.registered_model`, `.promoted`, `.promotion_reason`)."""
+    """Register the planned models to the active run's registry, all or nothing: once every
+    one is registered, the run is tagged with what happened to each (`<stage>.registered_model`,
+    `.promoted`, `.promotion_reason`, `.<alias>`: the version the registry holds) and the log
+    says it. A failure or a signal on the way removes the versions this run registered and
+    puts the alias back where it was, before the error goes on (the run then ends FAILED or
+    KILLED)."""
     client = mlflow.MlflowClient()
     run = client.get_run(mlflow.active_run().info.run_id)
-    for stage, entry in plan.items():
-        if "skipped" in entry:
-            _skip(stage, entry["skipped"])
-            continue
-        model = catalog.load(entry["dataset"])
-        model = model[stage] if isinstance(model, dict) else model
-        data = catalog.load(entry["data"])
-        graph = to_onnx(model, data["class_names"], data["source_classes"])
-        parity = check_parity(graph, model, data["val_images"])
-        if not parity.holds:
-            _skip(stage, f"its ONNX graph differs from the PyTorch model: {parity.describe()}")
-            continue
-        name = entry["name"]
-        info = log_classifier(model, graph, data, name)
-        version = str(info.registered_model_version)
-        client.update_registered_model(
-            name, model_description(name, data["class_names"], data["source_classes"])
-        )
-        client.update_model_version(
-            name, version, version_description(stage, entry, run, parity.describe())
-        )
-        promoted, reason = promote_if_best(client, name, version, entry, alias)
-        mlflow.set_tags(
-            {
+    holders: dict[str, str | None] = {}  # each model's alias holder before this run
+    tags, lines = {}, []
+    try:
+        for stage, entry in plan.items():
+            interrupt.check()
+            if "skipped" in entry:
+                tags[f"{stage}.registered_model"] = f"skipped: {entry['skipped']}"
+                lines.append(f"Registered no {stage} model: {entry['skipped']}.")
+                continue
+            model = catalog.load(entry["dataset"])
+            model = model[stage] if isinstance(model, dict) else model
+            data = catalog.load(entry["data"])
+            graph = to_onnx(model, data["class_names"], data["source_classes"])
+            parity = check_parity(graph, model, data["val_images"])
+            if not parity.holds:
+                reason = f"its ONNX graph differs from the PyTorch model: {parity.describe()}"
+                tags[f"{stage}.registered_model"] = f"skipped: {reason}"
+                lines.append(f"Registered no {stage} model: {reason}.")
+                continue
+            name = entry["name"]
+            holders[name] = holder_of(client, name, alias)
+            info = log_classifier(model, graph, data, name)
+            version = str(info.registered_model_version)
+            client.update_registered_model(
+                name, model_description(name, data["class_names"], data["source_classes"])
+            )
+            client.update_model_version(
+                name, version, version_description(stage, entry, run, parity.describe())
+            )
+            question = {
+                "classes": ",".join(str(label) for label in data["source_classes"]),
+                "validation_split": entry["validation_split"],
+            }
+            promoted, reason, holder = promote_if_best(
+                client, name, version, entry, alias, question
+            )
+            tags |= {
                 f"{stage}.registered_model": f"{name} version {version}",
                 f"{stage}.promoted": str(promoted).lower(),
                 f"{stage}.promotion_reason": reason,
+                f"{stage}.{alias}": f"version {holder}" if holder else "none",
             }
+            lines.append(
+                f"Registered {name} version {version}: {reason}; {alias} is version {holder}."
+            )
+        interrupt.check()
+    except BaseException as error:
+        _roll_back(client, run.info.run_id, holders, alias, error)
+        raise
+    mlflow.set_tags(tags)
+    for line in lines:
+        logger.info(line)
+
+
+def holder_of(client: mlflow.MlflowClient, name: str, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def _roll_back(client, run_id: str, holders: dict, alias: str, error: BaseException) -> None:
+    """Remove every version this run registered (found by its run id: a signal can come
+    after MLflow created one and before it told), putting the alias back where it was, with
+    signals held off so that a second Ctrl-C cannot leave it half done; the run's tag and the
+    log say what was undone."""
+    cause = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}"
+    signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        undone = []
+        for found in client.search_model_versions(f"run_id='{run_id}'"):
+            name, version = found.name, str(found.version)
+            if holder_of(client, name, alias) == version:  # moved by this run, not since
+                if holders.get(name) is None:
+                    client.delete_registered_model_alias(name, alias)
+                else:
+                    client.set_registered_model_alias(name, alias, holders[name])
+            client.delete_model_version(name, version)
+            undone.append(f"{name} version {version}")
+        mlflow.set_tag(
+            "registry", f"rolled back ({cause}): " + (", ".join(undone) or "nothing registered")
         )
-        logger.info("Registered %s version %s: %s", name, version, reason)
-
-
-def _skip(stage: str, reason: str) -> None:
-    mlflow.set_tag(f"{stage}.registered_model", f"skipped: {reason}")
-    logger.info("Registered no %s model: %s.", stage, reason)
+        logger.warning(
+            "Registration %s: removed %s; the %s alias is where it was.",
+            cause,
+            ", ".join(undone) or "nothing (no version was registered yet)",
+            alias,
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)

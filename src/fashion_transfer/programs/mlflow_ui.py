@@ -18,8 +18,10 @@ def runs_url(base_url: str, tracking_uri: str) -> str:
     import mlflow
 
     from fashion_transfer.framework.config import experiment_name
+    from fashion_transfer.mlflow.store import readable_store
 
-    experiment = mlflow.MlflowClient(tracking_uri).get_experiment_by_name(experiment_name())
+    with readable_store(tracking_uri):
+        experiment = mlflow.MlflowClient(tracking_uri).get_experiment_by_name(experiment_name())
     if experiment is None:
         return f"{base_url}/#/experiments"
     return f"{base_url}/#/experiments/{experiment.experiment_id}/runs"
@@ -32,12 +34,13 @@ def main() -> None:
     from fashion_transfer.errors import ProjectError, TrackingStoreError
     from fashion_transfer.mlflow.store import probe_server, tracking_uri
     from fashion_transfer.programs.processes import with_environment_bin
+    from fashion_transfer.redact import redact
 
     store = tracking_uri()
     try:
         if store.startswith("http"):
             probe_server(store)
-            print(f"Runs of this project: {runs_url(store.rstrip('/'), store)}")
+            print(f"Runs of this project: {redact(runs_url(store.rstrip('/'), store))}")
             return
         runs = runs_url(f"http://127.0.0.1:{args.port}", store)
     except (ProjectError, TrackingStoreError) as error:

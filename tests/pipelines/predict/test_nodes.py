@@ -1,10 +1,15 @@
+import io
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
+from fashion_transfer.datasets import PicturesFolderDataset
 from fashion_transfer.pipelines.predict import nodes
 from fashion_transfer.pipelines.predict.nodes import classify_images
+from fashion_transfer.served_model.contract import MAX_PICTURE_BYTES
 
 
 class FakeClassifier:
@@ -26,16 +31,25 @@ class FakeClassifier:
         )
 
 
+def _png(image: Image.Image):
+    def read() -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        return buffer.getvalue()
+
+    return read
+
+
 def _unreadable():
-    raise OSError("cannot identify image file")
+    return b"not a picture"
 
 
 def test_each_file_gets_a_prediction_or_the_reason_it_was_skipped():
     light = np.zeros((28, 28), np.uint8)
     light[10:18, 10:18] = 255
     images = {
-        "b.png": lambda: Image.fromarray(light).resize((90, 90)).convert("RGB"),
-        "a.png": lambda: Image.fromarray(np.zeros((28, 28), np.uint8)),
+        "b.png": _png(Image.fromarray(light).resize((90, 90)).convert("RGB")),
+        "a.png": _png(Image.fromarray(np.zeros((28, 28), np.uint8))),
         "notes.txt": _unreadable,
     }
     classifier = FakeClassifier()
@@ -43,7 +57,7 @@ def test_each_file_gets_a_prediction_or_the_reason_it_was_skipped():
     assert list(table["file"]) == ["a.png", "b.png", "notes.txt"]
     assert list(table["class_name"][:2]) == ["Sandal", "Sneaker"]
     assert table["label"].tolist()[:2] == [5, 7] and pd.isna(table["label"][2])
-    assert "skipped: not a readable image (OSError)" == table["error"][2]
+    assert table["error"][2].startswith("skipped: not a picture in a known format (PNG")
     assert classifier.batch.shape == (2, 28, 28) and classifier.batch.dtype == np.float32
 
 
@@ -55,7 +69,7 @@ def test_a_folder_with_no_readable_image_gives_only_reasons():
 def test_a_folder_larger_than_the_model_batch_limit_is_classified_in_chunks(monkeypatch):
     monkeypatch.setattr(nodes, "MAX_BATCH", 2)
     dark = np.zeros((28, 28), np.uint8)
-    images = {f"{i}.png": (lambda: Image.fromarray(dark)) for i in range(5)}
+    images = {f"{i}.png": _png(Image.fromarray(dark)) for i in range(5)}
     classifier = FakeClassifier()
     table = classify_images(images, classifier)
     assert classifier.batch_sizes == [2, 2, 1]
@@ -66,8 +80,31 @@ def test_a_folder_larger_than_the_model_batch_limit_is_classified_in_chunks(monk
 def test_hidden_files_are_skipped_and_an_empty_folder_says_where_to_put_pictures():
     dark = np.zeros((28, 28), np.uint8)
     table = classify_images(
-        {".gitkeep": _unreadable, "a.png": lambda: Image.fromarray(dark)}, FakeClassifier()
+        {".gitkeep": _unreadable, "a.png": _png(Image.fromarray(dark))}, FakeClassifier()
     )
     assert list(table["file"]) == ["a.png"]
     with pytest.raises(ValueError, match="no images to classify.*predict_images=PATH"):
         classify_images({".gitkeep": _unreadable}, FakeClassifier())
+
+
+def test_a_folder_of_anything_is_read_in_bounded_time_and_memory(tmp_path):
+    """A pipe (reading one waits for a writer for ever), a link to a device, a file too
+    large to be a picture and a picture announcing a billion pixels: each gets its reason
+    in its row, and the real picture is classified."""
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / "sub" / "dark.png")
+    os.mkfifo(folder / "pipe.png")
+    (folder / "zeros.png").symlink_to("/dev/zero")
+    with (folder / "huge.png").open("wb") as file:
+        file.truncate(MAX_PICTURE_BYTES + 1)
+    (folder / ".hidden.png").write_bytes(b"x")
+    images = PicturesFolderDataset(path=str(folder)).load()
+    assert sorted(images) == ["huge.png", "pipe.png", "sub/dark.png", "zeros.png"]
+    table = classify_images(images, FakeClassifier()).set_index("file")
+    assert table.loc["sub/dark.png", "class_name"] == "Sandal"
+    for name in ("pipe.png", "zeros.png"):
+        assert (
+            table.loc[name, "error"] == "skipped: not a regular file (a pipe, a device or a socket)"
+        )
+    assert table.loc["huge.png", "error"].startswith("skipped: 10 MB, over the 10 MB")

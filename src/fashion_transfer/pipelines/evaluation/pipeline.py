@@ -95,7 +95,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 plan_registration,
-                inputs=["metrics", "params:registry"],
+                inputs=["metrics", "params:registry", "params:split"],
                 outputs="models_to_register",
                 name="plan_registration",
                 tags="registry",

@@ -1,4 +1,5 @@
-"""Batch prediction over a folder of images of any size and colour."""
+"""Batch prediction over a folder of pictures of any size and colour, converted as the served
+model converts them."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import pandas as pd
 
 from fashion_transfer.errors import InputDataError
 from fashion_transfer.served_model.contract import MAX_BATCH, unit_scale
-from fashion_transfer.served_model.pictures import to_model_image
+from fashion_transfer.served_model.pictures import PictureError, open_picture, to_model_image
 
 COLUMNS = ["file", "class_name", "label", "confidence", "error"]
 
 
-def classify_images(images: dict[str, Callable], classifier) -> pd.DataFrame:
+def classify_images(images: dict[str, Callable[[], bytes]], classifier) -> pd.DataFrame:
     """One row per file: the predicted class and its probability, or why the file was skipped
-    (unreadable or not an image) so that one bad file does not fail the whole batch. Hidden
-    files (such as the folder's .gitkeep) are not pictures to classify."""
+    (not a picture, unreadable, too large), so that one bad file does not fail the whole
+    batch. Hidden files (such as the folder's .gitkeep) are not pictures to classify."""
     names = sorted(name for name in images if not Path(name).name.startswith("."))
     if not names:
         raise InputDataError(
@@ -29,12 +30,9 @@ def classify_images(images: dict[str, Callable], classifier) -> pd.DataFrame:
     arrays, rows = {}, []
     for name in names:
         try:
-            arrays[name] = to_model_image(images[name]())
-        except Exception as error:  # any unreadable file is reported, never fatal
-            cause = error.__cause__ or error
-            rows.append(
-                {"file": name, "error": f"skipped: not a readable image ({type(cause).__name__})"}
-            )
+            arrays[name] = to_model_image(open_picture(images[name]()))
+        except PictureError as error:  # reported in its row, never fatal
+            rows.append({"file": name, "error": f"skipped: {error}"})
     if arrays:
         batch = unit_scale(np.stack(list(arrays.values())))
         predicted = pd.concat(  # the served model takes at most MAX_BATCH images per call

@@ -20,9 +20,16 @@ import sqlalchemy
 from mlflow.entities import RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from fashion_transfer.errors import ParameterError, StudyMismatchError, StudyStorageError
+from fashion_transfer.errors import (
+    ParameterError,
+    StudyMismatchError,
+    StudyStorageError,
+    TrackingStoreError,
+)
 from fashion_transfer.framework.paths import in_project
+from fashion_transfer.mlflow.store import unreachable
 from fashion_transfer.params import TUNED_PRESET, SearchDimension, TuneParams, with_values
+from fashion_transfer.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +64,15 @@ def storage(tune: TuneParams) -> optuna.storages.RDBStorage:
                 f"({reason}). Start it (`make team-up` for the local stack), or fix "
                 "tune.storage, and PGPASSWORD or ~/.pgpass for its password."
             ) from None
-        except sqlalchemy.exc.DBAPIError:
+        except sqlalchemy.exc.DBAPIError as error:
+            reason = str(error.orig).strip().splitlines()[0]
+            if "file is not a database" in reason or "malformed" in reason:
+                path = urlparse(url).path[1:]
+                raise StudyStorageError(
+                    f"The tuning study's database {path} is damaged ({reason}), so nothing was "
+                    f"read from it or written to it. Restore it from a backup, or move it "
+                    f"aside (`mv {path} {path}.damaged`) to start new studies there."
+                ) from None
             # Workers that start together on a new database race to create Optuna's
             # tables ("duplicate key ... studydirection"); the loser finds them made.
             if attempt == SCHEMA_ATTEMPTS - 1:
@@ -240,11 +255,32 @@ def trial_run(trial: optuna.Trial, study: optuna.Study, values: dict) -> Iterato
 def run_study(study: optuna.Study, objective: Callable, tune: TuneParams) -> None:
     """Run `n_trials` more trials (fewer if `timeout_minutes` runs out). A trial that fails
     is recorded FAIL with its reason and the study goes on; Ctrl-C fails the running trial
-    (none is left RUNNING) and ends the run."""
+    (none is left RUNNING) and ends the run. A tracking server that stops answering stops
+    the study (its trial FAIL) instead of failing every trial after it, each slowly."""
     timeout = tune.timeout_minutes * 60 if tune.timeout_minutes else None
     # Optuna logs each trial at INFO already; the project logs its own line per trial.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study.optimize(objective, n_trials=tune.n_trials, timeout=timeout, catch=(Exception,))
+    lost: list[BaseException] = []
+
+    def stopping_when_mlflow_is_gone(trial: optuna.Trial) -> float:
+        try:
+            return objective(trial)
+        except mlflow.exceptions.MlflowException as error:
+            if unreachable(error):
+                lost.append(error)
+                study.stop()
+            raise
+
+    study.optimize(
+        stopping_when_mlflow_is_gone, n_trials=tune.n_trials, timeout=timeout, catch=(Exception,)
+    )
+    if lost:
+        raise TrackingStoreError(
+            f"The MLflow tracking server at {redact(mlflow.get_tracking_uri())} stopped "
+            f"answering during a trial ({str(lost[0]).splitlines()[0][:200]}), so the study "
+            "stopped; its trials so far are kept in the study. Start the server again and "
+            "run again to resume the study."
+        )
 
 
 def worker_name() -> str:

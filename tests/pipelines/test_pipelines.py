@@ -47,6 +47,7 @@ def test_transfer_then_evaluation(stage_data, scratch_baseline):
             "alias": "champion",
             "model_names": {"transfer": "t", "ensemble": "e"},
         },
+        "params:split": SPLIT_PARAMS,
     }
     trained = run_pipeline(
         transfer.create_pipeline(),

@@ -7,6 +7,7 @@ it imports the plugins whose imports raise these warnings; settings.py runs it f
 session started elsewhere (a notebook, a test)."""
 
 import logging
+import os
 import warnings
 
 # kedro-mlflow's KedroPipelineModel.predict has no type hints, and MLflow says so when the
@@ -22,6 +23,9 @@ class LibraryNotes(logging.Filter):
 
 
 def silence() -> None:
+    # MLflow draws a progress bar for each internal download of a model it logs (to check
+    # the input example): lines of noise in a run's log, for files of a few megabytes.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Kedro's config loader and kedro-mlflow still register their resolvers with OmegaConf's
     # deprecated register_new_resolver().
     warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")

@@ -7,21 +7,19 @@ their ensemble."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import (
-    ConfusionMatrixDisplay,
-    accuracy_score,
-    classification_report,
-    confusion_matrix,
-)
 
 from fashion_transfer.model import FashionCNN, ProbabilityEnsemble
 from fashion_transfer.params import EvaluationParams, RuntimeParams
 from fashion_transfer.training import predict_proba
+
+# scikit-learn and matplotlib are imported where they are used: every `kedro` command imports
+# the pipelines' nodes, and the two cost about two seconds that most commands never need.
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +35,8 @@ def build_ensemble(
     probabilities (two differently trained networks whose errors partly differ), and its
     validation accuracy, by which the registry judges it as it judges the trained models.
     Both empty with `ensemble` off or no scratch baseline."""
+    from sklearn.metrics import accuracy_score
+
     if not EvaluationParams.model_validate(evaluation_params).ensemble:
         logger.info("No ensemble: evaluation.ensemble is false.")
         return {}, {}
@@ -94,6 +94,8 @@ def compute_test_metrics(
 ) -> tuple[dict[str, dict], dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
     """Accuracy and per-class/macro precision, recall and F1 (scikit-learn), the classification
     report as a table and the confusion matrix (rows: true class, columns: predicted)."""
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+
     metrics, reports, confusions = {}, {}, {}
     for name, p in predictions.items():
         names = p["class_names"]
@@ -207,6 +209,9 @@ def summarise_metrics(
 
 
 def plot_confusion_matrices(predictions: dict[str, dict]) -> dict[str, Figure]:
+    from matplotlib.figure import Figure
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     figures = {}
     for name, p in predictions.items():
         figure = Figure(figsize=(7, 6), layout="constrained")
@@ -230,6 +235,9 @@ def plot_confusion_matrices(predictions: dict[str, dict]) -> dict[str, Figure]:
 def plot_learning_curves(
     histories: dict[str, list[dict]], fit_analysis: dict[str, dict]
 ) -> dict[str, Figure]:
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     figures = {}
     for name, history in histories.items():
         frame = pd.DataFrame(history)
@@ -259,6 +267,8 @@ def plot_learning_curves(
 def plot_misclassified(predictions: dict[str, dict], evaluation_params: dict) -> dict[str, Figure]:
     """A grid of the first misclassified test images of each model, titled true -> predicted.
     The images are tiled into one picture on one axes: a subplot each would take seconds."""
+    from matplotlib.figure import Figure
+
     limit = EvaluationParams.model_validate(evaluation_params).misclassified_examples
     columns, tile = 6, 28 + 14  # each image with room for its title above it
     figures = {}

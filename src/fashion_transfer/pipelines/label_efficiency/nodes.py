@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, NullLocator
 
 from fashion_transfer.errors import ParameterError
 from fashion_transfer.model import FashionCNN
@@ -26,6 +25,9 @@ from fashion_transfer.pipelines.transfer.nodes import (
     transfer,
 )
 from fashion_transfer.training import predict_proba
+
+if TYPE_CHECKING:  # matplotlib is imported by the node that draws, as in evaluation/nodes.py
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +231,9 @@ def _savings(ours: pd.DataFrame, scratch: pd.DataFrame) -> dict:
 def plot(summary: pd.DataFrame, split_params: dict) -> Figure:
     """Test accuracy against labels per class (log axis): each arm's mean over the seeds,
     with the band from its worst to its best seed."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, NullLocator
+
     classes = SplitParams.model_validate(split_params).transfer_classes
     figure = Figure(figsize=(8, 5), layout="constrained")
     ax = figure.subplots()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from fashion_transfer.fashion_mnist import CLASS_NAMES
 from fashion_transfer.params import SplitParams
@@ -20,6 +19,8 @@ def split_stages(fashion_mnist: dict[str, np.ndarray], params: dict) -> tuple[di
 
 
 def _stage_data(data: dict[str, np.ndarray], classes: list[int], settings: SplitParams) -> dict:
+    from sklearn.model_selection import train_test_split  # imported when used: see evaluation
+
     train_images, train_labels = _select(data["train_images"], data["train_labels"], classes)
     test_images, test_labels = _select(data["test_images"], data["test_labels"], classes)
     if settings.max_examples_per_stage:
@@ -57,6 +58,8 @@ def _select(images: np.ndarray, labels: np.ndarray, classes: list[int]):
 
 
 def _subsample(images: np.ndarray, labels: np.ndarray, limit: int, seed: int):
+    from sklearn.model_selection import train_test_split
+
     if len(labels) <= limit:
         return images, labels
     images, _, labels, _ = train_test_split(

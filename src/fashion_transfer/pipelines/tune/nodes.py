@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
 import optuna
 import pandas as pd
-from matplotlib.figure import Figure
 
 from fashion_transfer.errors import ParameterError, TrainingDivergedError
 from fashion_transfer.model import FashionCNN
@@ -26,6 +26,9 @@ from fashion_transfer.params import (
 from fashion_transfer.pipelines.pretrain.nodes import pretrain
 from fashion_transfer.pipelines.transfer.nodes import transfer
 from fashion_transfer.pipelines.tune import studies
+
+if TYPE_CHECKING:  # matplotlib is imported by the node that draws, as in evaluation/nodes.py
+    from matplotlib.figure import Figure
 
 
 def tune_recipe(
@@ -166,6 +169,7 @@ def plot_study(study: optuna.Study) -> dict[str, Figure]:
     """Optimisation history, parameter importances and parallel coordinates (Optuna's own
     matplotlib plots); a plot that needs more complete trials says so instead, and what Optuna
     warns while drawing one (importances all equal, say) is written under it, not in the log."""
+    from matplotlib.figure import Figure
     from optuna.visualization import matplotlib as plots
 
     figures = {}

@@ -2,7 +2,8 @@
 #   make run    creates .venv if missing, installs the project, obtains the data, runs `kedro run`
 #   make test   the same set-up, then the test suite
 # Offline, point FASHION_MNIST_SOURCE at a folder holding the four Fashion-MNIST IDX files.
-# Then: make mlflow-ui, make serve, make app, make viz, make notebook; make team-up / team-down.
+# Then: make mlflow-ui, make serve, make app, make viz, make notebook; make team-up, team-user,
+# team-down.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,7 +18,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install run test viz mlflow-ui serve app notebook team-up team-down
+.PHONY: install run test viz mlflow-ui serve app notebook team-up team-user team-down
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,9 +53,13 @@ app: $(STAMP)
 notebook: $(STAMP)
 	PATH="$(BIN):$$PATH" $(BIN)/kedro jupyter notebook --ip 127.0.0.1 --no-browser $(ARGS)
 
-# A PostgreSQL cluster and an MLflow server for a team, on this machine (data in .team/).
+# A PostgreSQL cluster and an MLflow server for a team (data in .team/), on 127.0.0.1 or on
+# HOST=ADDRESS (then over TLS); `make team-user NAME=alice ROLE=member` makes an account.
 team-up: $(STAMP)
-	$(BIN)/python -m fashion_transfer.programs.team up $(ARGS)
+	$(BIN)/python -m fashion_transfer.programs.team up $(if $(HOST),--host $(HOST)) $(ARGS)
+
+team-user: $(STAMP)
+	$(BIN)/python -m fashion_transfer.programs.team user --name "$(NAME)" --role "$(ROLE)"
 
 team-down: $(STAMP)
 	$(BIN)/python -m fashion_transfer.programs.team down

@@ -79,26 +79,47 @@ def _up(folder: Path, *extra: str) -> subprocess.CompletedProcess:
     )
 
 
-def _exports(output: str) -> dict[str, str]:
-    return dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in output.splitlines()
-        if line.startswith("export ")
-    )
+def settings_of(path: Path) -> dict[str, str]:
+    """What `source settings.sh` exports, as a person's shell has it."""
+    listed = subprocess.run(
+        ["bash", "-c", f"set -a; source {path}; env -0"],
+        capture_output=True, text=True, check=True, timeout=30, env={"PATH": os.environ["PATH"]},
+    )  # fmt: skip
+    exported = dict(item.split("=", 1) for item in listed.stdout.split("\0") if "=" in item)
+    lines = path.read_text().splitlines()
+    keys = [line.split("=", 1)[0].removeprefix("export ") for line in lines if "=" in line]
+    return {key: exported[key] for key in keys if key in exported and key.isupper()}
+
+
+def _account(folder: Path, name: str, role: str) -> dict[str, str]:
+    answer = subprocess.run(
+        [sys.executable, "-m", "fashion_transfer.programs.team", "user", "--folder",
+         str(folder), "--name", name, "--role", role],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    settings = folder / "people" / name / "settings.sh"
+    assert str(settings) in answer.stdout
+    found = settings_of(settings)
+    assert found["MLFLOW_TRACKING_PASSWORD"] not in answer.stdout + answer.stderr
+    return found
 
 
 @pytest.fixture(scope="module")
 def stack(stack_folder):
+    """The stack on 127.0.0.1, and a member's settings, as `make team-user` writes them."""
     ports = ["--pg-port", str(free_port()), "--mlflow-port", str(free_port())]
-    result = _up(stack_folder / ".team", *ports)
+    folder = stack_folder / ".team"
+    result = _up(folder, *ports)
     assert result.returncode == 0, result.stdout + result.stderr
-    exports = _exports(result.stdout)
+    credentials = json.loads((folder / "credentials.json").read_text())
+    assert not any(credentials[key] in result.stdout for key in team.SECRETS)  # none printed
+    member = _account(folder, "mia", "member")
     # This process reads the server and the study as a team member does: credentials in
     # MLflow's and libpq's variables.
-    secrets = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PGPASSWORD")
-    saved = {name: os.environ.get(name) for name in secrets}
-    os.environ.update({name: exports[name] for name in secrets})
-    yield exports
+    saved = {name: os.environ.get(name) for name in member}
+    os.environ.update(member)
+    yield member
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)
@@ -151,8 +172,8 @@ def test_the_server_refuses_requests_without_the_right_credentials(stack, team_e
     api = f"{stack['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/experiments/search?max_results=1"
     assert _get(api) == 401
     assert _get(api, ("admin", "not-the-password")) == 401
-    assert _get(api, ("admin", stack["MLFLOW_TRACKING_PASSWORD"])) == 200
     wrong = {**team_env, "MLFLOW_TRACKING_PASSWORD": "not-the-password"}
+    assert _get(api, ("mia", stack["MLFLOW_TRACKING_PASSWORD"])) == 200
     result = kedro(project, "run", "--pipeline", "ingestion", env=wrong)
     assert_user_error(
         result,
@@ -324,11 +345,12 @@ def test_a_killed_worker_s_trial_fails_after_the_grace_period_and_is_retried(
 
 
 def _optuna_storage(stack) -> str:
-    return stack["TUNE_STORAGE"]  # the password comes from PGPASSWORD, as for the workers
+    return stack["TUNE_STORAGE"]  # the password comes from PGPASSFILE, as for the workers
 
 
 def test_down_stops_everything_and_up_reuses_the_cluster(stack, stack_folder):
     folder = stack_folder / ".team"
+    credentials = (folder / "credentials.json").read_text()
     experiments = len(mlflow.MlflowClient(stack["MLFLOW_TRACKING_URI"]).search_experiments())
     assert team_main(["down", "--folder", str(folder)]) == 0
     stack_state = Stack(folder)
@@ -337,10 +359,63 @@ def test_down_stops_everything_and_up_reuses_the_cluster(stack, stack_folder):
     stack_state.pid_file.write_text("999999999")  # as a server that died unannounced leaves it
     again = _up(folder)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert _exports(again.stdout) == stack  # the same ports and credentials
+    assert (folder / "credentials.json").read_text() == credentials  # same ports and secrets
+    assert stack["MLFLOW_TRACKING_URI"] in again.stdout
     assert stack_state.mlflow_pid() not in (None, 999999999)
-    client = mlflow.MlflowClient(stack["MLFLOW_TRACKING_URI"])
+    client = mlflow.MlflowClient(stack["MLFLOW_TRACKING_URI"])  # as the member, still
     assert len(client.search_experiments()) == experiments  # the data stayed
+
+
+def test_roles_do_what_they_say_and_runs_and_versions_name_who_made_them(
+    stack, stack_folder, team_runs
+):
+    folder = stack_folder / ".team"
+    viewer, maintainer = _account(folder, "val", "viewer"), _account(folder, "max", "maintainer")
+    assert "TUNE_STORAGE" not in viewer and "TUNE_STORAGE" in maintainer  # workers only
+    client = _client(stack)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], "tags.pipeline = '__default__'")
+    assert {run.data.tags["mlflow.user"] for run in runs} == {"mia"}
+    version = client.get_model_version_by_alias("fashion-mnist-transfer", "champion")
+    assert version.tags["registered_by"] == "mia"
+    for settings, may_register, may_delete in ((viewer, False, False), (stack, True, False),
+                                               (maintainer, True, True)):  # fmt: skip
+        auth = (settings["MLFLOW_TRACKING_USERNAME"], settings["MLFLOW_TRACKING_PASSWORD"])
+        base = f"{stack['MLFLOW_TRACKING_URI']}/api/2.0/mlflow"
+        alias = {"name": "fashion-mnist-transfer", "alias": "pinned", "version": version.version}
+        assert _post(f"{base}/registered-models/alias", alias, auth) == (
+            200 if may_register else 403
+        )
+        assert _get(f"{base}/experiments/search?max_results=1", auth) == 200  # everyone reads
+        gone = {"name": "fashion-mnist-transfer", "version": "999"}
+        assert _post(f"{base}/model-versions/delete", gone, auth, "DELETE") == (
+            404 if may_delete else 403
+        )
+        new_user = {"username": f"by-{auth[0]}", "password": "a-password-of-theirs"}
+        assert _post(f"{base}/users/create", new_user, auth) == 403  # only the admin makes them
+    # The secret files are their owner's alone, and no password lies anywhere else.
+    for path in [folder / "credentials.json", *folder.glob("people/*/*")]:
+        if path.name != "ca.pem":
+            assert path.stat().st_mode & 0o077 == 0, path
+    secrets = json.loads((folder / "credentials.json").read_text())
+    for path in folder.rglob("*"):
+        if path.is_file() and path.name != "credentials.json" and path.stat().st_size < 2**20:
+            text = path.read_bytes()
+            assert secrets["superuser_password"].encode() not in text, path
+
+
+def _post(url: str, body: dict, auth, method: str = "POST") -> int:
+    import base64
+
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method)
+    request.add_header("Content-Type", "application/json")
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def test_problems_starting_the_stack_are_one_line_errors(stack_folder, tmp_path, monkeypatch):
@@ -359,6 +434,21 @@ def test_problems_starting_the_stack_are_one_line_errors(stack_folder, tmp_path,
     stale.mlflow_folder.mkdir(parents=True)
     stale.pid_file.write_text("999999999")  # no such process: the server died unannounced
     assert stale.mlflow_pid() is None and not stale.pid_file.exists()
+    stale.pid_file.write_text(str(os.getpid()))  # a reused pid: alive, but not our server
+    assert stale.mlflow_pid() is None and not stale.pid_file.exists()
+
+    for damage in ("{not json", ""):
+        stale.credentials_file.write_text(damage)
+        result = _up(stale.folder, "--pg-port", str(free_port()))
+        assert result.returncode == 1 and result.stderr.startswith("Error: ")
+        assert f"{stale.credentials_file} is damaged" in result.stderr and "Traceback" not in (
+            result.stderr
+        )
+    stale.credentials_file.unlink()
+    (stale.data).mkdir(parents=True)
+    (stale.data / "PG_VERSION").write_text("15\n")  # a cluster whose passwords are lost
+    result = _up(stale.folder, "--pg-port", str(free_port()))
+    assert result.returncode == 1 and f"{stale.credentials_file} is missing" in result.stderr
 
     monkeypatch.setattr(shutil, "which", lambda program: None)
     monkeypatch.setattr(team, "POSTGRES_LIBRARY", str(tmp_path / "nowhere"))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
-from fashion_transfer.datasets.files import write_atomically
+from fashion_transfer.files import write_atomically
 from fashion_transfer.progress import download_bar
 from fashion_transfer.redact import redact
 

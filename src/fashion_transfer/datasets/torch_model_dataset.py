@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from kedro.io import AbstractDataset, DatasetError
 
-from fashion_transfer.datasets.files import write_atomically
+from fashion_transfer.files import write_atomically
 from fashion_transfer.model import (
     FashionCNN,
     ImageClassifier,
@@ -23,8 +23,8 @@ from fashion_transfer.redact import redact
 class TorchModelDataset(AbstractDataset):
     """Saves a `FashionCNN` or `ProbabilityEnsemble` (or a dict of them, by name) as its config
     and state dict, never as a pickled module, and loads it back with `weights_only=True`.
-    Written whole or not at all (files.py), so a failed save never damages the previous
-    model. `remedy` tells the user how to make the model when the file is missing
+    Written whole or not at all (fashion_transfer/files.py), so a failed save never damages
+    the previous model. `remedy` tells the user how to make the model when the file is missing
     or unreadable."""
 
     def __init__(

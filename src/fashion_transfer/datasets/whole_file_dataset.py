@@ -1,7 +1,7 @@
-"""A file dataset of kedro-datasets, written whole or not at all (files.py): the data goes to
-a temporary file beside `filepath`, renamed over it once complete. A crash, a Ctrl-C or a full
-disk while a run writes its metrics, reports or stage data leaves the previous file as it
-was, for the step (or the person) that reads it next."""
+"""A file dataset of kedro-datasets, written whole or not at all (fashion_transfer/files.py):
+the data goes to a temporary file beside `filepath`, renamed over it once complete. A crash,
+a Ctrl-C or a full disk while a run writes its metrics, reports or stage data leaves the
+previous file as it was, for the step (or the person) that reads it next."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from kedro.io import AbstractDataset
 from kedro.io.core import parse_dataset_definition
 
-from fashion_transfer.datasets.files import write_atomically
+from fashion_transfer.files import write_atomically
 
 
 class WholeFileDataset(AbstractDataset):

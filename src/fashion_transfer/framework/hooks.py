@@ -26,6 +26,7 @@ from fashion_transfer.mlflow.store import (
     ABANDONED_REASON,
     HOST_TAG,
     PROCESS_TAG,
+    USER_VARIABLE,
     artifact_location,
     end_abandoned_runs,
     prepare_store,
@@ -93,6 +94,8 @@ class ProjectHooks:
                 "data_source": redact(os.environ.get(SOURCE_ENV_VAR) or OFFICIAL_MIRROR),
                 HOST_TAG: os.uname().nodename,
                 PROCESS_TAG: this_process(),
+                # Who made the run: the tracking server's account where there is one.
+                **({"mlflow.user": user} if (user := os.environ.get(USER_VARIABLE)) else {}),
             }
         )
         # kedro-mlflow logs the parameters that nodes read; these steer the run from hooks

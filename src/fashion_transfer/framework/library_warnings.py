@@ -29,6 +29,9 @@ def silence() -> None:
     # Kedro's config loader and kedro-mlflow still register their resolvers with OmegaConf's
     # deprecated register_new_resolver().
     warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
+    # MLflow's server module (imported by its auth client) uses Starlette's deprecated WSGI
+    # middleware.
+    warnings.filterwarnings("ignore", message=r"starlette\.middleware\.wsgi is deprecated")
     # Optuna warns on every use of a feature it calls experimental (heartbeats, its
     # matplotlib plots): documented features the project relies on. Matched by its message,
     # so that no command has to import Optuna to drop it.

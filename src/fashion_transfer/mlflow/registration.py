@@ -6,6 +6,7 @@ logged with its checkpoint, registered with its model card, and judged by the ch
 from __future__ import annotations
 
 import logging
+import os
 import signal
 
 import mlflow
@@ -16,6 +17,7 @@ from fashion_transfer.framework import interrupt
 from fashion_transfer.mlflow.champion import promote_if_best
 from fashion_transfer.mlflow.logged_model import log_classifier
 from fashion_transfer.mlflow.model_card import model_description, version_description
+from fashion_transfer.mlflow.store import USER_VARIABLE
 from fashion_transfer.params import RegistryParams, SplitParams
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ def register(plan: dict, catalog, alias: str) -> None:
             holders[name] = holder_of(client, name, alias)
             info = log_classifier(model, graph, data, name)
             version = str(info.registered_model_version)
+            client.set_model_version_tag(name, version, "registered_by", _who(run))
             client.update_registered_model(
                 name, model_description(name, data["class_names"], data["source_classes"])
             )
@@ -119,6 +122,11 @@ def register(plan: dict, catalog, alias: str) -> None:
     mlflow.set_tags(tags)
     for line in lines:
         logger.info(line)
+
+
+def _who(run) -> str:
+    """The account the version is registered by: the tracking server's, else the run's user."""
+    return os.environ.get(USER_VARIABLE) or run.data.tags.get("mlflow.user", "unknown")
 
 
 def holder_of(client: mlflow.MlflowClient, name: str, alias: str) -> str | None:

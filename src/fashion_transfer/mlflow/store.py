@@ -201,6 +201,9 @@ def require_model(model_uri: str) -> str:
     return store
 
 
+# The account a tracking server knows the user by (MLflow's own variable).
+USER_VARIABLE = "MLFLOW_TRACKING_USERNAME"
+
 # Tags of each `kedro run`'s MLflow run: which process runs it, to tell an abandoned run.
 HOST_TAG, PROCESS_TAG = "host", "process"
 ABANDONED_REASON = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -76,13 +77,14 @@ def wait_until_up(
     seconds: float,
     log_path: Path | None = None,
     path: str = "/ping",
+    context: ssl.SSLContext | None = None,
 ) -> None:
     """Return once `url` + `path` answers (any HTTP status counts: the server is up); raise
     RuntimeError, with the end of the server's log, if it exits or does not answer in time."""
     deadline = time.monotonic() + seconds
     while True:
         try:
-            urllib.request.urlopen(f"{url}{path}", timeout=2)
+            urllib.request.urlopen(f"{url}{path}", timeout=2, context=context)
             return
         except urllib.error.HTTPError:
             return

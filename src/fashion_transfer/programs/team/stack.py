@@ -1,44 +1,66 @@
-"""Team mode on one machine: `make team-up` starts a PostgreSQL cluster in the project's .team/
-folder and an MLflow tracking server on it (basic-auth, serving the artifacts itself), both on
-127.0.0.1, and prints what to export; `make team-down` stops both and keeps the data; a second
-`make team-up` reuses the cluster and the credentials it made.
+"""The team stack on the machine that serves the team: a PostgreSQL cluster in the project's
+.team/ folder and an MLflow tracking server on it (basic-auth, serving the artifacts itself),
+listening on 127.0.0.1 or on the address given (`make team-up HOST=10.0.0.5`). Off loopback
+everything is encrypted: the MLflow server speaks HTTPS and PostgreSQL takes TLS connections
+only, with certificates of the stack's own CA (tls.py) that clients verify.
 
-    python -m fashion_transfer.programs.team up [--pg-port 5433] [--mlflow-port 5005]
-    python -m fashion_transfer.programs.team down
-    python -m fashion_transfer.programs.team status
+The database has three roles, none handed to a person: the cluster's superuser (`fashion`,
+used by team-up itself), the MLflow server's (`mlflow`, owning its two databases) and the
+tuning workers' (`optuna`, owning the study database and unable to connect to MLflow's). The
+MLflow server's `admin` account creates the people's accounts (accounts.py) and nothing else.
 
 PostgreSQL refuses to run as root: started by root, the cluster belongs to, and runs as, the
-unprivileged `postgres` user. Problems (PostgreSQL missing, a port in use, a stale pid file)
-end in a one-line `Error:` that says what to do."""
+unprivileged `postgres` user. Problems (PostgreSQL missing, a port in use, a damaged
+credentials file) end in a one-line `Error:` that says what to do."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import pwd
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 
+from fashion_transfer.files import write_secret
 from fashion_transfer.programs.processes import (
     start_server,
     stop_process_group,
     stop_server,
     wait_until_up,
 )
+from fashion_transfer.programs.team import tls
 
-DB_USER = "fashion"
-DATABASES = ("mlflow", "mlflow_auth", "optuna")
+SUPERUSER = "fashion"  # the cluster's superuser: team-up's own, never handed out
+MLFLOW_ROLE, OPTUNA_ROLE = "mlflow", "optuna"
+DATABASES = {"mlflow": MLFLOW_ROLE, "mlflow_auth": MLFLOW_ROLE, "optuna": OPTUNA_ROLE}
 ADMIN = "admin"
+LOOPBACK = "127.0.0.1"
 # Where Debian keeps PostgreSQL's programs when they are not on the PATH.
 POSTGRES_LIBRARY = "/usr/lib/postgresql"
+SECRETS = (
+    "superuser_password",
+    "mlflow_db_password",
+    "optuna_db_password",
+    "admin_password",
+    "flask_secret_key",
+)
 
 
 class TeamError(RuntimeError):
     """A problem the user can fix; the message says how."""
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class Stack:
@@ -48,26 +70,50 @@ class Stack:
         self.data = self.pg_folder / "data"
         self.credentials_file = self.folder / "credentials.json"
         self.mlflow_folder = self.folder / "mlflow"
+        self.tls_folder = self.folder / "tls"
+        self.people = self.folder / "people"
         self.pid_file = self.mlflow_folder / "server.pid"
         self.log = self.mlflow_folder / "server.log"
 
     # -- credentials -------------------------------------------------------------------
-    def credentials(self, pg_port: int, mlflow_port: int) -> dict:
-        """Made on the first `up`, reused after it (the cluster keeps its password)."""
+    def credentials(self, host: str | None = None, pg_port: int = 5433, mlflow_port: int = 5005):
+        """The stack's settings and secrets, made on the first `up` and reused after it (the
+        cluster keeps its passwords); a stack made before roles were separated gets its new
+        secrets. `host` changes where it listens."""
         if self.credentials_file.exists():
-            return json.loads(self.credentials_file.read_text())
-        made = {
-            "pg_port": pg_port,
-            "mlflow_port": mlflow_port,
-            "pg_password": secrets.token_urlsafe(18),
-            "mlflow_password": secrets.token_urlsafe(18),
-            # Flask's CSRF key; every worker of the server must share it.
-            "flask_secret_key": secrets.token_hex(32),
-        }
+            try:
+                found = json.loads(self.credentials_file.read_text())
+                if not isinstance(found, dict) or "pg_port" not in found:
+                    raise ValueError("not the stack's settings")
+            except (OSError, ValueError) as error:
+                raise TeamError(
+                    f"{self.credentials_file} is damaged ({error}), so the stack's passwords "
+                    "are unknown. Restore it from a backup; or, to start a new, empty stack, "
+                    f"run `make team-down` and move {self.folder} aside."
+                ) from None
+        elif (self.data / "PG_VERSION").exists():
+            raise TeamError(
+                f"{self.credentials_file} is missing, so the passwords of the cluster in "
+                f"{self.data} are unknown. Restore the file from a backup; or, to start a new, "
+                f"empty stack, run `make team-down` and move {self.folder} aside."
+            )
+        else:
+            found = {"host": host or LOOPBACK, "pg_port": pg_port, "mlflow_port": mlflow_port}
+        found.setdefault("host", LOOPBACK)
+        if "pg_password" in found:  # made by the stack before roles were separated
+            found["superuser_password"] = found.pop("pg_password")
+            found["admin_password"] = found.pop("mlflow_password")
+        for key in SECRETS:
+            if key not in found:
+                found[key] = secrets.token_hex(32) if key == "flask_secret_key" else (
+                    secrets.token_urlsafe(18)
+                )  # fmt: skip
+        if host:
+            found["host"] = host
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.credentials_file.touch(mode=0o600)
-        self.credentials_file.write_text(json.dumps(made, indent=2))
-        return made
+        self.folder.chmod(0o711)  # the postgres user walks through it; nobody lists it
+        write_secret(self.credentials_file, json.dumps(found, indent=2).encode())
+        return found
 
     # -- PostgreSQL --------------------------------------------------------------------
     def postgres(self, program: str, *args: str, env: dict | None = None, check=True):
@@ -93,99 +139,174 @@ class Stack:
             timeout=120,
         )
 
-    def init_cluster(self, password: str) -> None:
+    def init_cluster(self, credentials: dict) -> None:
+        """A new cluster whose only role is the superuser, trusted on the cluster's private
+        socket until its password is set; no password is ever written to a file."""
         if (self.data / "PG_VERSION").exists():
             return
         self.pg_folder.mkdir(parents=True, exist_ok=True)
-        password_file = self.pg_folder / "initial-password"
-        password_file.write_text(password)
         if os.geteuid() == 0:
             _reachable_by_postgres(self.pg_folder)
             owner = pwd.getpwnam("postgres")
-            for path in (self.pg_folder, password_file):
-                os.chown(path, owner.pw_uid, owner.pw_gid)
+            os.chown(self.pg_folder, owner.pw_uid, owner.pw_gid)
+        self.pg_folder.chmod(0o700)
         try:
             self.postgres(
-                "initdb",
-                "-D",
-                str(self.data),
-                "-U",
-                DB_USER,
-                "--auth=scram-sha-256",
-                f"--pwfile={password_file}",
-            )
+                "initdb", "-D", str(self.data), "-U", SUPERUSER,
+                "--auth-local=trust", "--auth-host=scram-sha-256",
+            )  # fmt: skip
         except subprocess.CalledProcessError as error:
             raise TeamError(f"initdb failed: {error.stderr.strip().splitlines()[-1]}") from None
-        finally:
-            password_file.unlink(missing_ok=True)
+        self.write_access_rules(tls_on=False, trust_socket=True)
+        self.start_postgres(credentials, tls_on=False)
+        password = credentials["superuser_password"].replace("'", "''")
+        statement = f"ALTER ROLE {SUPERUSER} PASSWORD '{password}'"
+        self.postgres(
+            "psql", "-h", str(self.pg_folder), "-p", str(credentials["pg_port"]),
+            "-U", SUPERUSER, "-d", "postgres", "-qc", statement,
+        )  # fmt: skip
+        self.stop_postgres()
+
+    def write_access_rules(self, tls_on: bool, trust_socket: bool = False) -> None:
+        """pg_hba.conf: passwords (SCRAM) on loopback; off loopback, TLS connections only."""
+        rules = [
+            "# Written by `make team-up`: each start writes it again.",
+            f"local all all {'trust' if trust_socket else 'scram-sha-256'}",
+            "host all all 127.0.0.1/32 scram-sha-256",
+            "host all all ::1/128 scram-sha-256",
+        ]
+        if tls_on:
+            rules += [
+                "hostssl all all 0.0.0.0/0 scram-sha-256",
+                "hostssl all all ::/0 scram-sha-256",
+            ]
+        rules += ["hostnossl all all 0.0.0.0/0 reject", "hostnossl all all ::/0 reject"]
+        path = self.data / "pg_hba.conf"
+        path.write_text("\n".join(rules) + "\n")
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(path, owner.pw_uid, owner.pw_gid)
 
     def postgres_running(self) -> bool:
+        if not (self.data / "PG_VERSION").exists():
+            return False
         return self.postgres("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0
 
-    def start_postgres(self, port: int) -> None:
+    def start_postgres(self, credentials: dict, tls_on: bool) -> None:
         if self.postgres_running():
-            return
-        _port_free(port, "PostgreSQL", "--pg-port")
-        options = f"-p {port} -k {self.pg_folder} -c listen_addresses=127.0.0.1"
+            self.stop_postgres()  # listen where this `up` says, with its certificates
+        port = credentials["pg_port"]
+        host = credentials["host"]
+        _port_free(LOOPBACK, port, "PostgreSQL", "--pg-port")
+        listen = LOOPBACK if is_loopback(host) else f"{LOOPBACK},{host}"
+        options = f"-p {port} -k {self.pg_folder} -c listen_addresses={listen}"
+        if tls_on:
+            certificate, key = self._postgres_copies(tls.ensure(self.tls_folder, host))
+            options += f" -c ssl=on -c ssl_cert_file={certificate}"
+            options += f" -c ssl_key_file={key} -c ssl_min_protocol_version=TLSv1.2"
         result = self.postgres(
-            "pg_ctl",
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.pg_folder / "server.log"),
-            "-w",
-            "-o",
-            options,
-            "start",
-            check=False,
-        )
+            "pg_ctl", "-D", str(self.data), "-l", str(self.pg_folder / "server.log"),
+            "-w", "-o", options, "start", check=False,
+        )  # fmt: skip
         if result.returncode:
             raise TeamError(
                 f"PostgreSQL did not start ({(result.stdout + result.stderr).strip()[-200:]}); "
                 f"see {self.pg_folder / 'server.log'}."
             )
 
-    def create_databases(self, credentials: dict) -> None:
-        env = {"PGPASSWORD": credentials["pg_password"]}
-        port = str(credentials["pg_port"])
-        listed = self.postgres(
-            "psql", "-h", "127.0.0.1", "-p", port, "-U", DB_USER, "-d", "postgres",
-            "-Atc", "SELECT datname FROM pg_database", env=env,
-        ).stdout.split()  # fmt: skip
-        for name in DATABASES:
-            if name not in listed:
-                self.postgres(
-                    "createdb", "-h", "127.0.0.1", "-p", port, "-U", DB_USER, name, env=env
-                )
+    def _postgres_copies(self, certificates: tls.Certificates) -> tuple[Path, Path]:
+        """The server certificate and key where PostgreSQL reads them: owned by its user, the
+        key readable by nobody else (it refuses it otherwise); tls/ itself stays root's."""
+        copies = []
+        for source in (certificates.certificate, certificates.key):
+            target = self.pg_folder / f"server-{source.name}"
+            write_secret(target, source.read_bytes())
+            if os.geteuid() == 0:
+                owner = pwd.getpwnam("postgres")
+                os.chown(target, owner.pw_uid, owner.pw_gid)
+            copies.append(target)
+        return copies[0], copies[1]
+
+    def sql(self, credentials: dict, statement: str, database: str = "postgres") -> str:
+        """Run SQL as the superuser, over loopback, the password in the environment."""
+        result = self.postgres(
+            "psql", "-h", LOOPBACK, "-p", str(credentials["pg_port"]), "-U", SUPERUSER,
+            "-d", database, "-v", "ON_ERROR_STOP=1", "-Atqc", statement,
+            env={"PGPASSWORD": credentials["superuser_password"]}, check=False,
+        )  # fmt: skip
+        if result.returncode:
+            raise TeamError(f"PostgreSQL refused `{statement[:60]}...`: {result.stderr.strip()}")
+        return result.stdout
+
+    def create_roles_and_databases(self, credentials: dict) -> None:
+        """The MLflow server's and the tuning workers' roles, each owning its databases, and
+        no database open to any other role (PUBLIC's CONNECT revoked). A stack made before
+        roles were separated has its databases and tables handed to their roles."""
+        existing_roles = set(self.sql(credentials, "SELECT rolname FROM pg_roles").split())
+        for role, key in ((MLFLOW_ROLE, "mlflow_db_password"), (OPTUNA_ROLE, "optuna_db_password")):
+            password = credentials[key].replace("'", "''")
+            verb = "ALTER" if role in existing_roles else "CREATE"
+            self.sql(credentials, f"{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB "
+                     f"NOCREATEROLE PASSWORD '{password}'")  # fmt: skip
+        listed = set(self.sql(credentials, "SELECT datname FROM pg_database").split())
+        for database, owner in DATABASES.items():
+            if database not in listed:
+                self.sql(credentials, f"CREATE DATABASE {database} OWNER {owner}")
+            self.sql(credentials, f"ALTER DATABASE {database} OWNER TO {owner}")
+            self.sql(credentials, f"REVOKE ALL ON DATABASE {database} FROM PUBLIC")
+            self.sql(credentials, f"GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {owner}")
+            # Tables made by a stack before roles were separated belong to the superuser.
+            self.sql(
+                credentials,
+                "DO $$ DECLARE t record; BEGIN FOR t IN SELECT schemaname, tablename FROM "
+                "pg_tables WHERE schemaname = 'public' AND tableowner <> "
+                f"'{owner}' LOOP EXECUTE format('ALTER TABLE %I.%I OWNER TO {owner}', "
+                "t.schemaname, t.tablename); END LOOP; FOR t IN SELECT sequence_schema AS s, "
+                "sequence_name AS n FROM information_schema.sequences WHERE sequence_schema = "
+                f"'public' LOOP EXECUTE format('ALTER SEQUENCE %I.%I OWNER TO {owner}', t.s, "
+                "t.n); END LOOP; END $$",
+                database,
+            )
 
     def stop_postgres(self) -> None:
-        if (self.data / "PG_VERSION").exists() and self.postgres_running():
+        if self.postgres_running():
             self.postgres("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     # -- MLflow ------------------------------------------------------------------------
     def mlflow_pid(self) -> int | None:
-        """The running server's pid; a pid file whose process is gone is removed."""
+        """The running server's pid: a pid file counts only while that process is this
+        stack's MLflow server (its command line says so); a stale one is removed."""
         if not self.pid_file.exists():
             return None
         try:
             pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (ValueError, ProcessLookupError):
-            self.pid_file.unlink()  # stale: the server died without `team down`
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (ValueError, OSError):
+            self.pid_file.unlink(missing_ok=True)  # stale: the server died without team down
+            return None
+        ours = str(self.mlflow_folder / "artifacts").encode()
+        if b"server" not in command or ours not in command:
+            self.pid_file.unlink(missing_ok=True)  # that pid is another program's now
             return None
         return pid
 
+    def url(self, credentials: dict) -> str:
+        scheme = "http" if is_loopback(credentials["host"]) else "https"
+        return f"{scheme}://{credentials['host']}:{credentials['mlflow_port']}"
+
     def start_mlflow(self, credentials: dict) -> None:
         if self.mlflow_pid():
-            return
-        port = credentials["mlflow_port"]
-        _port_free(port, "the MLflow server", "--mlflow-port")
+            self.stop_mlflow()  # listen where this `up` says, with its certificates
+        host, port = credentials["host"], credentials["mlflow_port"]
+        _port_free(host, port, "the MLflow server", "--mlflow-port")
         self.mlflow_folder.mkdir(parents=True, exist_ok=True)
-        store = self.url("mlflow", credentials)
+        self.mlflow_folder.chmod(0o700)
+        store = database_url(MLFLOW_ROLE, LOOPBACK, credentials["pg_port"], "mlflow")
         auth_ini = self.mlflow_folder / "basic_auth.ini"
+        auth_store = database_url(MLFLOW_ROLE, LOOPBACK, credentials["pg_port"], "mlflow_auth")
         auth_ini.write_text(
             "[mlflow]\ndefault_permission = READ\n"
-            f"database_uri = {self.url('mlflow_auth', credentials)}\n"
+            f"database_uri = {auth_store}\n"
             f"admin_username = {ADMIN}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
             # Without a cache every request hashes the password again (PBKDF2): measured here,
@@ -195,21 +316,29 @@ class Stack:
         )
         env = {
             **os.environ,
-            # The servers find the database password where libpq looks, never in a URL.
-            "PGPASSWORD": credentials["pg_password"],
+            # The server finds the database password where libpq looks, never in a URL.
+            "PGPASSWORD": credentials["mlflow_db_password"],
             "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
-            "MLFLOW_AUTH_ADMIN_PASSWORD": credentials["mlflow_password"],
+            "MLFLOW_AUTH_ADMIN_PASSWORD": credentials["admin_password"],
             "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials["flask_secret_key"],
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
         command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store]
         command += ["--artifacts-destination", str(self.mlflow_folder / "artifacts")]
         command += ["--serve-artifacts", "--app-name", "basic-auth", "--workers", "2"]
-        command += ["--host", "127.0.0.1", "--port", str(port)]
+        command += ["--host", host, "--port", str(port)]
+        # MLflow answers only the Host headers it is told (a guard against DNS rebinding).
+        command += ["--allowed-hosts", f"{host}:{port},{host},localhost:{port},localhost"]
+        context = None
+        if not is_loopback(host):
+            certificates = tls.ensure(self.tls_folder, host)
+            command += ["--uvicorn-opts", f"--ssl-keyfile {certificates.key} "
+                        f"--ssl-certfile {certificates.certificate}"]  # fmt: skip
+            context = ssl.create_default_context(cafile=str(certificates.ca))
         server = start_server(command, self.log, env, self.mlflow_folder)
-        self.pid_file.write_text(str(server.pid))
+        write_secret(self.pid_file, str(server.pid).encode())
         try:
-            wait_until_up(f"http://127.0.0.1:{port}", server, 120, self.log, path="/health")
+            wait_until_up(self.url(credentials), server, 120, self.log, "/health", context)
         except RuntimeError as error:
             stop_server(server)
             self.pid_file.unlink(missing_ok=True)
@@ -222,21 +351,10 @@ class Stack:
         stop_process_group(pid, grace=20)
         self.pid_file.unlink(missing_ok=True)
 
-    @staticmethod
-    def url(database: str, credentials: dict) -> str:
-        """A PostgreSQL URL without the password (libpq reads it from PGPASSWORD)."""
-        return f"postgresql+psycopg://{DB_USER}@127.0.0.1:{credentials['pg_port']}/{database}"
 
-    def exports(self, credentials: dict) -> str:
-        return "\n".join(
-            [
-                f"export MLFLOW_TRACKING_URI=http://127.0.0.1:{credentials['mlflow_port']}",
-                f"export MLFLOW_TRACKING_USERNAME={ADMIN}",
-                f"export MLFLOW_TRACKING_PASSWORD={credentials['mlflow_password']}",
-                f"export PGPASSWORD={credentials['pg_password']}",
-                f"export TUNE_STORAGE={self.url('optuna', credentials)}",
-            ]
-        )
+def database_url(role: str, host: str, port: int, database: str) -> str:
+    """A PostgreSQL URL without the password (libpq reads it from PGPASSWORD or a pgpass file)."""
+    return f"postgresql+psycopg://{role}@{host}:{port}/{database}"
 
 
 def _reachable_by_postgres(folder: Path) -> None:
@@ -249,27 +367,11 @@ def _reachable_by_postgres(folder: Path) -> None:
             )
 
 
-def _port_free(port: int, what: str, option: str) -> None:
+def _port_free(host: str, port: int, what: str, option: str) -> None:
     with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
+        probe.settimeout(2)
+        if probe.connect_ex((host, port)) == 0:
             raise TeamError(
-                f"Port {port} on 127.0.0.1 is in use, so {what} cannot listen there: stop "
-                f"what uses it, or pick another port with {option} (make team-up ARGS=...)."
+                f"Port {port} on {host} is in use, so {what} cannot listen there: stop what "
+                f"uses it, or pick another port with {option} (make team-up ARGS=...)."
             )
-
-
-def up(stack: Stack, pg_port: int, mlflow_port: int) -> str:
-    if stack.credentials_file.exists():
-        chosen = json.loads(stack.credentials_file.read_text())
-        pg_port, mlflow_port = chosen["pg_port"], chosen["mlflow_port"]
-    credentials = stack.credentials(pg_port, mlflow_port)
-    stack.init_cluster(credentials["pg_password"])
-    stack.start_postgres(credentials["pg_port"])
-    stack.create_databases(credentials)
-    stack.start_mlflow(credentials)
-    return stack.exports(credentials)
-
-
-def down(stack: Stack) -> None:
-    stack.stop_mlflow()
-    stack.stop_postgres()

@@ -2,11 +2,12 @@
 tune` workers on one study in PostgreSQL, and the time one trial spends talking to PostgreSQL
 (Optuna's storage) and to the MLflow server (its nested run), with no training in between.
 
-Run it from the project root after `make run` and `make team-up`, with the variables that
-`make team-up` printed exported (MLFLOW_TRACKING_URI, its credentials, PGPASSWORD,
-TUNE_STORAGE):
+Run it from the project root after `make run`, `make team-up` and `make team-user NAME=...
+ROLE=member`, with that member's settings sourced (MLFLOW_TRACKING_URI, its credentials,
+TUNE_STORAGE, the database's password file and, off loopback, the CA):
 
     python benchmarks/team_tuning.py --trials 8 --output benchmarks/team-tuning.json
+    python benchmarks/team_tuning.py --io-only --output benchmarks/team-tuning-tls.json
 """
 
 from __future__ import annotations
@@ -123,12 +124,19 @@ def main() -> None:
         help="workers x PyTorch threads each (0: one per core), comma-separated",
     )
     parser.add_argument("--skip-io", action="store_true", help="do not time the round trips")
+    parser.add_argument("--io-only", action="store_true", help="time the round trips only")
     args = parser.parse_args()
     storage = os.environ.get("TUNE_STORAGE")
     if not storage or not os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http"):
-        sys.exit("export the variables `make team-up` prints (TUNE_STORAGE, MLFLOW_...) first")
-    report = {"trials": args.trials, "cpu_cores": os.cpu_count(), "workers": {}}
-    for config in args.configs.split(","):
+        sys.exit("source a member's settings (`make team-user` writes them) first")
+    report = {
+        "trials": args.trials,
+        "cpu_cores": os.cpu_count(),
+        "tracking_uri": os.environ["MLFLOW_TRACKING_URI"],
+        "database_tls": os.environ.get("PGSSLMODE", "not asked"),
+        "workers": {},
+    }
+    for config in [] if args.io_only else args.configs.split(","):
         count, threads = (int(part) for part in config.split("x"))
         seconds = workers(count, args.trials // count, storage, threads or None)
         report["workers"][config] = {

@@ -36,16 +36,6 @@ def tune_params(tmp_path, **changes) -> dict:
     }
 
 
-@pytest.fixture
-def tracking(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_experiment("tune-test")
-    with mlflow.start_run() as parent:
-        yield parent
-    mlflow.end_run()
-
-
 def _tune(stage_data, params, preset="default"):
     return tune_recipe(
         FashionCNN("seed", 5),

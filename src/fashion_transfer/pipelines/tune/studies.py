@@ -26,6 +26,7 @@ from fashion_transfer.errors import (
     StudyStorageError,
     TrackingStoreError,
 )
+from fashion_transfer.framework import interrupt
 from fashion_transfer.framework.paths import in_project
 from fashion_transfer.mlflow.store import unreachable
 from fashion_transfer.params import TUNED_PRESET, SearchDimension, TuneParams, with_values
@@ -210,6 +211,7 @@ def trial_run(trial: optuna.Trial, study: optuna.Study, values: dict) -> Iterato
     best = {"val_accuracy": float("nan"), "epoch": 0}
 
     def log_epoch(row: dict) -> None:
+        interrupt.check()  # a signal whose KeyboardInterrupt was swallowed stops the trial here
         mlflow.log_metrics(
             {f"{stage}/{key}": row[key] for key in ("val_accuracy", "val_loss", "train_loss")},
             step=row["epoch"],

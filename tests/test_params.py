@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fashion_transfer.errors import ParameterError
-from fashion_transfer.params import validate_parameters
+from fashion_transfer.params import RuntimeParams, validate_parameters
 from tests.conftest import project_parameters
 
 
@@ -56,9 +56,14 @@ def test_invalid_parameters_are_named_with_the_fix(section, change, expected):
     assert "conf/base/parameters_*.yml" in message and "nothing was trained" in message
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a CPU-only machine")
-def test_cuda_on_a_cpu_machine_is_refused():
+def test_a_gpu_the_machine_lacks_is_refused_and_one_it_has_is_taken(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert "has no CUDA GPU" in _error("runtime", {"device": "cuda"})
+    assert "has no Apple GPU" in _error("runtime", {"device": "mps"})
+    assert "use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'" in _error("runtime", {"device": "tpu"})
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert RuntimeParams(device="mps").device == "mps"
 
 
 @pytest.mark.parametrize(

@@ -85,12 +85,19 @@ def test_fit_keeps_the_best_validation_epoch(stage_data, monkeypatch):
     assert not all(torch.equal(snapshots[2][k], v) for k, v in model.state_dict().items())
 
 
-@pytest.mark.parametrize(("has_cuda", "expected"), [(True, "cuda"), (False, "cpu")])
-def test_auto_device_is_cuda_only_where_there_is_one(monkeypatch, has_cuda, expected):
+@pytest.mark.parametrize(
+    ("has_cuda", "has_mps", "expected"),
+    [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_auto_device_is_cuda_then_apples_gpu_then_the_cpu(monkeypatch, has_cuda, has_mps, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: has_cuda)
-    assert training.resolve_device("auto") == torch.device(expected)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: has_mps)
+    device = training.resolve_device("auto")
+    assert device == torch.device(expected)
     assert training.resolve_device("cpu") == torch.device("cpu")
     assert training.resolve_device("cuda:1") == torch.device("cuda", 1)
+    if expected == "mps":  # float32 there: bfloat16 autocast depends on the macOS version
+        assert training.resolve_precision("auto", device) == "float32"
 
 
 def test_augmentation_keeps_shape_and_changes_images_per_sample():

@@ -144,7 +144,14 @@ class RuntimeParams(_Strict):
                     "use 'auto' or 'cpu'"
                 )
             return device
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        if device == "mps":
+            if not torch.backends.mps.is_available():
+                raise ValueError(
+                    "device 'mps' asked for, but this machine has no Apple GPU that PyTorch "
+                    "can use; use 'auto' or 'cpu'"
+                )
+            return device
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
 
 
 class RegistryParams(_Strict):

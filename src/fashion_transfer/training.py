@@ -31,8 +31,11 @@ def as_input(array) -> torch.Tensor:
 
 
 def resolve_device(device: str) -> torch.device:
+    """`auto` is a CUDA GPU where there is one, else Apple's GPU (`mps`), else the CPU."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     return torch.device(device)
 
 
@@ -42,6 +45,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     bfloat16 about ten times slower than float32."""
     if precision != "auto":
         return precision
+    if device.type == "mps":  # bfloat16 autocast on Apple GPUs needs a recent macOS
+        return "float32"
     if device.type == "cuda":
         native = torch.cuda.is_bf16_supported()
     else:

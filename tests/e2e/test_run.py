@@ -524,9 +524,13 @@ def test_concurrent_runs_on_one_tracking_store_each_keep_their_own_data_and_the_
     champion alias."""
     here = copy_project(tmp_path / "checkout")
     other = copy_project(tmp_path / "other-checkout")
-    # One thread each: three runs share two cores, and a fixed thread count makes the two
-    # runs with the same parameters comparable to the last digit.
-    base = "transfer.fine_tune_epochs=0,transfer.scratch_baseline=false,runtime.num_threads=1"
+    # One CPU thread each: three runs share two cores, and a fixed thread count on the CPU
+    # (a GPU's kernels are not deterministic) makes the two runs with the same parameters
+    # comparable to the last digit.
+    base = (
+        "transfer.fine_tune_epochs=0,transfer.scratch_baseline=false,runtime.num_threads=1,"
+        "runtime.device=cpu"
+    )
     own_params = {
         "a": "split.max_examples_per_stage=600,pretrain.epochs=1,transfer.epochs=1",
         "b": "split.max_examples_per_stage=700,pretrain.epochs=2,transfer.epochs=2",

@@ -1,3 +1,4 @@
+import optuna
 import pytest
 import torch
 
@@ -6,11 +7,26 @@ from fashion_transfer.params import RuntimeParams, validate_parameters
 from tests.conftest import project_parameters
 
 
-def test_shipped_parameters_and_every_preset_are_valid():
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_shipped_parameters_and_every_preset_are_valid(tmp_path):
     params = validate_parameters(project_parameters())
     assert params.preset == "default" and params.split.pretrain_classes == [0, 1, 2, 3, 4]
     for name in params.presets:
         assert validate_parameters(project_parameters(preset=name)).preset == name
+    # `tuned` is made from a study: one with a single complete trial of the transfer recipe.
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="transfer-default", storage=storage)
+    study.set_user_attr("stage", "transfer")
+    study.set_user_attr("preset", "default")
+    rate = optuna.distributions.FloatDistribution(1e-4, 1e-2)
+    study.add_trial(
+        optuna.create_trial(
+            params={"learning_rate": 0.001}, distributions={"learning_rate": rate}, value=0.9
+        )
+    )
+    tuned = validate_parameters(project_parameters(preset="tuned", tune={"storage": storage}))
+    assert tuned.preset == "tuned" and tuned.transfer.learning_rate == 0.001
+    assert tuned.pretrain == params.pretrain and tuned.model == params.model
 
 
 def test_preset_switches_the_recipe_and_single_values_still_override():

@@ -5,7 +5,9 @@ list cannot be passed through --params)."""
 from __future__ import annotations
 
 import json
+import pickle
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -47,7 +49,12 @@ def test_the_study_writes_its_table_plot_and_mlflow_records(project, first_run):
         (20, "transfer"),
         (20, "scratch"),
     ]
-    assert set(runs["seed"]) == {0} and runs["test_accuracy"].between(0, 1).all()
+    assert set(runs["seed"]) == {0}
+    # Real counts on the stage's test images: each accuracy is a whole number of them.
+    stage = pickle.loads((project / "data" / "05_model_input" / "transfer_data.pkl").read_bytes())
+    correct = runs["test_accuracy"] * len(stage["test_labels"])
+    np.testing.assert_allclose(correct, correct.round(), atol=1e-6)
+    assert runs["test_accuracy"].between(0, 1).all()
     assert (runs["epochs"] == 2).all()  # 1 head + 1 fine-tuning epoch, and as many from scratch
     findings = json.loads((reports / "findings.json").read_text())
     assert set(findings["transfer"]["lead_in_points"]) == {"5", "20"}

@@ -68,7 +68,7 @@ def test_the_documented_commands_log_no_library_warnings(first_run):
     # Kedro 1.7 deprecates `--pipeline` (the project passes it on as `--pipelines`), and
     # kedro-mlflow's import makes MLflow ask for type hints: neither is the user's concern.
     for result in (first_run.failed, first_run.result):
-        assert "Warning" not in result.output, result.output[:3000]
+        assert "warning" not in result.output.lower(), result.output[:3000]
 
 
 def test_an_unknown_preset_is_one_paragraph_like_any_bad_parameter(project):
@@ -92,12 +92,24 @@ def test_full_run_writes_sane_reports(first_run):
     reporting = first_run.data / "08_reporting"
     metrics = json.loads((reporting / "metrics.json").read_text())
     assert list(metrics) == ["pretrain", "transfer", "scratch", "ensemble"]
+    predictions = pickle.loads(
+        (first_run.data / "07_model_output" / "test_predictions.pkl").read_bytes()
+    )
     for name, section in metrics.items():
         assert section["test_examples"] == 1500
-        assert 0.5 < section["test_accuracy"] <= 1, (name, section["test_accuracy"])
-        for key in ("macro_precision", "macro_recall", "macro_f1"):
-            assert 0.4 < section[key] <= 1
-        assert 0.5 < section["val_accuracy"] <= 1
+        # Each figure is what the saved test predictions say, counted here by hand; and
+        # two epochs on the slice are well above chance (20%).
+        truth, guess = predictions[name]["y_true"], predictions[name]["y_pred"]
+        assert len(truth) == 1500
+        np.testing.assert_array_equal(guess, predictions[name]["probabilities"].argmax(axis=1))
+        assert section["test_accuracy"] == pytest.approx((truth == guess).mean())
+        recall = [(guess[truth == c] == c).mean() for c in range(5)]
+        precision = [(truth[guess == c] == c).mean() if (guess == c).any() else 0 for c in range(5)]
+        f1 = [2 * p * r / (p + r) if p + r else 0 for p, r in zip(precision, recall, strict=True)]
+        assert section["macro_recall"] == pytest.approx(np.mean(recall))
+        assert section["macro_precision"] == pytest.approx(np.mean(precision))
+        assert section["macro_f1"] == pytest.approx(np.mean(f1))
+        assert section["test_accuracy"] > 0.5 and section["val_accuracy"] > 0.5, (name, section)
         folders = [
             ("confusion_matrix_plots", "png"),
             ("misclassified", "png"),

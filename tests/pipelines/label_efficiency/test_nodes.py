@@ -58,6 +58,9 @@ def test_every_size_seed_and_arm_is_trained_and_scored(stage_data, monkeypatch):
     assert {recipe["min_epoch_images"] for _, recipe in trained} == {64}
     assert {recipe["seed"] for _, recipe in trained} == {0, 1}
     assert sorted({size for size, _ in trained}) == [10, 25, 240]
+    # Real counts on the stage's test images: each accuracy is a whole number of them.
+    correct = table["test_accuracy"] * len(stage_data[1]["test_labels"])
+    np.testing.assert_allclose(correct, correct.round(), atol=1e-6)
     assert table["test_accuracy"].between(0, 1).all() and (table["seconds"] > 0).all()
     # The whole split trains transfer well on this easy data.
     whole = table[(table["labels_per_class"] == "all") & (table["arm"] == "transfer")]

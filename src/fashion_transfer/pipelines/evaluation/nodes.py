@@ -20,6 +20,10 @@ from fashion_transfer.training import predict_proba
 # the pipelines' nodes, and the two cost about two seconds that most commands never need.
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+else:
+    # matplotlib is imported by the nodes that draw (it costs every kedro command seconds);
+    # Kedro reads each node's type hints at start-up, so the name must resolve without it.
+    Figure = object
 
 logger = logging.getLogger(__name__)
 

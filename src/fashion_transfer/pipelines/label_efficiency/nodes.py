@@ -28,6 +28,8 @@ from fashion_transfer.training import predict_proba
 
 if TYPE_CHECKING:  # matplotlib is imported by the node that draws, as in evaluation/nodes.py
     from matplotlib.figure import Figure
+else:
+    Figure = object
 
 logger = logging.getLogger(__name__)
 

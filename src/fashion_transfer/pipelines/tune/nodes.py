@@ -29,6 +29,8 @@ from fashion_transfer.pipelines.tune import studies
 
 if TYPE_CHECKING:  # matplotlib is imported by the node that draws, as in evaluation/nodes.py
     from matplotlib.figure import Figure
+else:
+    Figure = object
 
 
 def tune_recipe(

@@ -9,8 +9,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# MODEL=NAME serves another registered model's champion (default: the transfer model's).
+# MODEL=NAME serves another registered model's champion (default: the transfer model's);
+# PORT=N moves viz, mlflow-ui, serve or app off its usual port.
 MODEL ?=
+PORT ?=
 
 export KEDRO_DISABLE_TELEMETRY := true
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -35,20 +37,20 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 viz: $(STAMP)
-	$(BIN)/kedro viz run --host 127.0.0.1 --port 4141 --no-browser
+	$(BIN)/kedro viz run --host 127.0.0.1 --port $(or $(PORT),4141) --no-browser
 
 # The MLflow UI on the project's store, opened at the experiment's runs (prints the address).
 mlflow-ui: $(STAMP)
-	$(BIN)/python -m fashion_transfer.programs.mlflow_ui --port 5000
+	$(BIN)/python -m fashion_transfer.programs.mlflow_ui --port $(or $(PORT),5000)
 
 # The transfer model's champion (MODEL=NAME: another's) on http://127.0.0.1:5001, from the
 # project's store or MLFLOW_TRACKING_URI.
 serve: $(STAMP)
-	$(BIN)/python -m fashion_transfer.programs.serve $(if $(MODEL),--model $(MODEL)) --port 5001
+	$(BIN)/python -m fashion_transfer.programs.serve $(if $(MODEL),--model $(MODEL)) --port $(or $(PORT),5001)
 
 # The web app (page, POST /predict, /health) on the same model and store as `make serve`.
 app: $(STAMP)
-	$(BIN)/python -m fashion_transfer.programs.app $(if $(MODEL),--model $(MODEL)) --port 7860 $(ARGS)
+	$(BIN)/python -m fashion_transfer.programs.app $(if $(MODEL),--model $(MODEL)) --port $(or $(PORT),7860) $(ARGS)
 
 notebook: $(STAMP)
 	PATH="$(BIN):$$PATH" $(BIN)/kedro jupyter notebook --ip 127.0.0.1 --no-browser $(ARGS)
@@ -59,7 +61,7 @@ team-up: $(STAMP)
 	$(BIN)/python -m fashion_transfer.programs.team up $(if $(HOST),--host $(HOST)) $(ARGS)
 
 team-user: $(STAMP)
-	$(BIN)/python -m fashion_transfer.programs.team user --name "$(NAME)" --role "$(ROLE)"
+	$(BIN)/python -m fashion_transfer.programs.team user --name "$(NAME)" --role "$(ROLE)" $(ARGS)
 
 team-down: $(STAMP)
-	$(BIN)/python -m fashion_transfer.programs.team down
+	$(BIN)/python -m fashion_transfer.programs.team down $(ARGS)

@@ -44,9 +44,25 @@ def copy_project(root: Path) -> Path:
     shutil.copytree(
         PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__")
     )
-    for name in ("pyproject.toml", ".telemetry"):
+    for name in ("pyproject.toml", ".telemetry", "Makefile"):
         shutil.copy(PROJECT_ROOT / name, root)
     return root
+
+
+def make(target: str, **variables) -> list[str]:
+    """`make TARGET NAME=value ...` as the README has users type it, run in a scratch copy:
+    the project's environment is this test run's (its install step taken as done), and make
+    does not echo the command it runs."""
+    venv = Path(sys.prefix)
+    settings = [f"{name}={value}" for name, value in variables.items()]
+    return ["make", "-s", "-o", f"{venv}/.installed", target, f"VENV={venv}", *settings]
+
+
+def without_make(output: str) -> str:
+    """What the program said, less make's own "make: *** [Makefile:N: target] Error 1"."""
+    return "".join(
+        line for line in output.splitlines(keepends=True) if not line.startswith("make: ***")
+    )
 
 
 def kedro_env() -> dict[str, str]:

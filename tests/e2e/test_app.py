@@ -6,7 +6,6 @@ sketch, a file that is not a picture, and not one request that leaves 127.0.0.1.
 from __future__ import annotations
 
 import pickle
-import sys
 from urllib.parse import urlparse
 
 import httpx
@@ -16,7 +15,7 @@ import pytest
 from PIL import Image
 
 from fashion_transfer.programs.processes import free_port, start_server, stop_server, wait_until_up
-from tests.e2e.helpers import kedro_env, page_of, store
+from tests.e2e.helpers import kedro_env, make, page_of, store, without_make
 
 CHAMPION = "models:/fashion-mnist-transfer@champion"
 
@@ -27,8 +26,7 @@ def app(project, first_run, tmp_path_factory):
     log = tmp_path_factory.mktemp("app") / "app.log"
     port = free_port()
     env = {**kedro_env(), "MLFLOW_TRACKING_URI": store(project)}
-    command = [sys.executable, "-m", "fashion_transfer.programs.app", "--port", str(port)]
-    server = start_server(command, log, env, project)
+    server = start_server(make("app", PORT=port), log, env, project)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, server, 120, log, path="/health")
@@ -153,12 +151,11 @@ def test_the_page_classifies_photos_and_a_sketch_and_says_what_is_not_a_picture(
 def test_the_app_before_anything_is_registered_says_what_to_run(project, tmp_path):
     env = {**kedro_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     log = tmp_path / "app.log"
-    command = [sys.executable, "-m", "fashion_transfer.programs.app", "--port", str(free_port())]
-    server = start_server(command, log, env, project)
+    server = start_server(make("app", PORT=free_port()), log, env, project)
     try:
-        assert server.wait(timeout=120) == 1
+        assert server.wait(timeout=120) != 0
     finally:
         stop_server(server)
-    output = log.read_text()
+    output = without_make(log.read_text())
     assert output.startswith("Error: the MLflow registry at ") and "make run" in output, output
     assert "Traceback" not in output

@@ -9,13 +9,13 @@ import contextlib
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from fashion_transfer.programs.processes import free_port, start_server, stop_server, wait_until_up
-from tests.e2e.helpers import EXPERIMENT, client_of, kedro, kedro_env, page_of
+from tests.e2e.helpers import EXPERIMENT, client_of, kedro, kedro_env, make, page_of
 
 DEFAULT_NODES = (
     "assemble_dataset",
@@ -29,9 +29,12 @@ DEFAULT_NODES = (
 
 
 @contextlib.contextmanager
-def served(command: list[str], cwd: Path, log: Path, ready_path: str, env=None) -> Iterator[str]:
+def served(
+    command: Callable[[int], list[str]], cwd: Path, log: Path, ready_path: str, env=None
+) -> Iterator[str]:
+    """The server that `command(port)` starts, on a free port, until the block ends."""
     port = free_port()
-    server = start_server([*command, str(port)], log, env or kedro_env(), cwd)
+    server = start_server(command(port), log, env or kedro_env(), cwd)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, server, 120, log, path=ready_path)
@@ -59,8 +62,18 @@ def test_kedro_viz_build_renders_the_default_pipeline(viz_build):
 def test_kedro_viz_shows_the_flowchart_and_the_metrics_preview(
     browser, viz_build, project, tmp_path
 ):
-    command = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1"]
-    command += ["--directory", str(viz_build)]
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(viz_build),
+            str(port),
+        ]
+
     metrics = json.loads((project / "data" / "08_reporting" / "metrics.json").read_text())
     with (
         served(command, project, tmp_path / "viz.log", "/") as url,
@@ -87,14 +100,8 @@ def test_the_mlflow_ui_lists_the_run_its_artifacts_and_the_champion(
     client = client_of(project)
     experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
     accuracy = run.data.metrics["transfer/test_accuracy"]
-    command = [
-        sys.executable,
-        "-m",
-        "fashion_transfer.programs.mlflow_ui",
-        "--port",
-    ]  # make mlflow-ui
     log = tmp_path / "mlflow.log"
-    with served(command, project, log, "/health") as url:
+    with served(lambda port: make("mlflow-ui", PORT=port), project, log, "/health") as url:
         runs_page = f"{url}/#/experiments/{experiment}/runs"
         assert f"Runs of this project: {runs_page}\n" in log.read_text()
         with page_of(browser, "mlflow-runs") as page:

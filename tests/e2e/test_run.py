@@ -288,7 +288,7 @@ def _model_files(project: Path) -> dict[str, bytes]:
         (
             signal.SIGTERM,
             "registering",
-            "pretrain.epochs=1",
+            "pretrain.epochs=1,transfer.epochs=1,transfer.fine_tune_epochs=0",
             "of model 'fashion-mnist-pretrain'.",  # MLflow's "Created version N of model ..."
         ),
     ],

@@ -1,8 +1,8 @@
 """Team mode across a real network boundary: a network namespace with a veth pair is a second
 machine (addresses of the test's own, nothing routed anywhere else). The stack listens on the
-host's end (`make team-up HOST=...`); from the other end, a member's tuning worker runs trials
-against the study and the tracking server, over TLS, and every way in without the right
-credentials, trust or encryption is refused. CI runs as root with iproute2 and PostgreSQL
+host's end (`make team-up HOST=...`); a member's tuning workers, one on each end, share a
+study and the tracking server over TLS, and from the other end every way in without the
+right credentials, trust or encryption is refused. CI runs as root with iproute2 and PostgreSQL
 installed (.ci/run); elsewhere these tests skip."""
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
 
-from tests.e2e.helpers import kedro_env, require
-from tests.e2e.test_team import POSTGRES, QUICK_TUNE, _account, _up
+from tests.e2e.helpers import EXPERIMENT, kedro_env, outputs_of, require
+from tests.e2e.test_team import POSTGRES, QUICK_TUNE, _account, _store_project, _up
 
 SUFFIX = os.getpid() % 200
 HOST, PEER = f"10.231.{SUFFIX}.1", f"10.231.{SUFFIX}.2"
@@ -64,8 +65,8 @@ def remote_stack(peer):
     folder = base / ".team"
     from fashion_transfer.programs.processes import free_port
 
-    result = _up(
-        folder, "--host", HOST, "--pg-port", str(free_port()), "--mlflow-port", str(free_port())
+    result = _up(  # make team-up HOST=...
+        folder, "--pg-port", str(free_port()), "--mlflow-port", str(free_port()), host=HOST
     )
     try:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -153,24 +154,44 @@ def test_from_another_machine_only_what_each_role_may_do_gets_through(remote_sta
     assert found["database over TLS"] is True
 
 
-def test_a_member_s_tuning_worker_on_another_machine_runs_trials(
-    remote_stack, peer, project, first_run
+def test_tuning_workers_on_two_machines_share_one_study(
+    remote_stack, peer, project, first_run, tmp_path
 ):
+    """A member's worker on the other machine and one on this machine, each in its own
+    checkout, at once: one study, each worker's trials nested under its own kedro run."""
     member = _account(remote_stack, "tom", "member")
     env = {**kedro_env(), **member}
-    params = f"tune.storage={member['TUNE_STORAGE']},tune.study_name=remote,tune.n_trials=2,"
-    worker = subprocess.run(
-        ["ip", "netns", "exec", peer, sys.executable, "-m", "kedro", "run", "--pipeline", "tune",
-         "--params", params + QUICK_TUNE],
-        cwd=project, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    output = worker.stdout + worker.stderr
-    assert worker.returncode == 0, output[-3000:]
-    assert f"of https://{HOST}:" in output  # tracked on the stack, across the boundary
+    params = f"tune.storage={member['TUNE_STORAGE']},tune.study_name=remote,tune.n_trials=1,"
+    command = [sys.executable, "-m", "kedro", "run", "--pipeline", "tune", "--params"]
+    workers = [
+        subprocess.Popen(
+            [*prefix, *command, f"{params}tune.sampler_seed={seed},{QUICK_TUNE}"],
+            cwd=checkout,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for seed, prefix, checkout in (
+            (1, ["ip", "netns", "exec", peer], project),
+            (2, [], _store_project(project, tmp_path / "this-machine")),
+        )
+    ]
+    outputs = outputs_of(workers)
+    for worker, output in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, output[-3000:]
+        assert f"of https://{HOST}:" in output  # tracked on the stack, across the boundary
     with pytest.MonkeyPatch.context() as patch:  # read back from here, as the member
         for key, value in member.items():
             patch.setenv(key, value)
         study = optuna.load_study(study_name="remote", storage=member["TUNE_STORAGE"])
+        runs = mlflow.MlflowClient().search_runs(
+            [mlflow.MlflowClient().get_experiment_by_name(EXPERIMENT).experiment_id],
+            filter_string="tags.`optuna.study_name` = 'remote'",
+        )
     assert len(study.trials) == 2
     assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
-    assert all(t.user_attrs.get("mlflow_run_id") for t in study.trials)
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in runs) == [0, 1]
+    assert {r.info.run_id for r in runs} == {t.user_attrs["mlflow_run_id"] for t in study.trials}
+    assert len({r.data.tags["mlflow.parentRunId"] for r in runs}) == 2

@@ -9,7 +9,15 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.e2e.helpers import CHROMIUM, SMALL_SLICE, Result, copy_project, kedro, require
+from tests.e2e.helpers import (
+    CHROMIUM,
+    QUICK_TUNE,
+    SMALL_SLICE,
+    Result,
+    copy_project,
+    kedro,
+    require,
+)
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +45,17 @@ def first_run(project, tmp_path_factory) -> FirstRun:
     for layer in ("06_models", "07_model_output", "08_reporting"):
         shutil.copytree(project / "data" / layer, data / layer)
     return FirstRun(failed, result, data)
+
+
+@pytest.fixture(scope="session")
+def first_study(project, first_run) -> Result:
+    """A two-trial tuning study of the transfer recipe after the small run, in its project
+    (the tuning tests and the notebook's tuning cell read it)."""
+    result = kedro(
+        project, "run", "--pipeline", "tune", "--params", f"tune.n_trials=2,{QUICK_TUNE}"
+    )
+    assert result.returncode == 0, result.output[-5000:]
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,11 @@ SMALL_SLICE = (
     "split.max_examples_per_stage=1500,pretrain.epochs=2,transfer.epochs=2,"
     "transfer.fine_tune_epochs=1"
 )
+# Tuning trials of one or two head epochs and at most one fine-tuning epoch.
+QUICK_TUNE = (
+    "tune.search_space.transfer.epochs.low=1,tune.search_space.transfer.epochs.high=2,"
+    "tune.search_space.transfer.fine_tune_epochs.high=1"
+)
 CHROMIUM = shutil.which("chromium")
 SCREENSHOTS = PROJECT_ROOT / "test-screenshots"  # of pages whose checks failed
 MODELS = ("fashion-mnist-pretrain", "fashion-mnist-transfer", "fashion-mnist-ensemble")

@@ -1,5 +1,6 @@
-"""The results notebook, executed as a data scientist opens it after `make run`: in the
-notebooks/ folder of the small run's project copy (helpers.py), through the Kedro catalog."""
+"""The results notebook, executed as a data scientist opens it after `make run` and a tuning
+study: in the notebooks/ folder of the small run's project copy (helpers.py), through the
+Kedro catalog."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def test_the_committed_notebook_has_no_outputs():
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
 
 
-def test_the_results_notebook_runs_clean_after_a_run(project, first_run, monkeypatch):
+def test_the_results_notebook_runs_clean_after_a_run_and_a_study(
+    project, first_run, first_study, monkeypatch
+):
     for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("KEDRO_DISABLE_TELEMETRY", "true")
@@ -50,3 +53,6 @@ def test_the_results_notebook_runs_clean_after_a_run(project, first_run, monkeyp
         for output in cell.get("outputs", [])
     )
     assert images >= 3  # learning curves, confusion matrices, misclassified images
+    # The tuning cell shows the study's trials and its best one.
+    (tuning,) = [text for text in texts if "validation accuracy" in text and "best: trial" in text]
+    assert "COMPLETE" in tuning and "No tuning study yet" not in everything

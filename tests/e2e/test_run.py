@@ -68,7 +68,13 @@ def test_the_documented_commands_log_no_library_warnings(first_run):
     # Kedro 1.7 deprecates `--pipeline` (the project passes it on as `--pipelines`), and
     # kedro-mlflow's import makes MLflow ask for type hints: neither is the user's concern.
     for result in (first_run.failed, first_run.result):
-        assert "warning" not in result.output.lower(), result.output[:3000]
+        warned = [
+            line
+            for line in result.output.splitlines()
+            # Kedro's own report of a failed run is meant for the user.
+            if "warning" in line.lower() and "nodes that have not run" not in line
+        ]
+        assert not warned, result.output[:3000]
 
 
 def test_an_unknown_preset_is_one_paragraph_like_any_bad_parameter(project):

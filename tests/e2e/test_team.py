@@ -47,10 +47,6 @@ from tests.e2e.helpers import (
 )
 
 POSTGRES = shutil.which("initdb") or next(Path(team.POSTGRES_LIBRARY).glob("*/bin/initdb"), None)
-QUICK_TUNE = (
-    "tune.search_space.transfer.epochs.low=1,tune.search_space.transfer.epochs.high=2,"
-    "tune.search_space.transfer.fine_tune_epochs.high=1"
-)
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ import mlflow
 import optuna
 import pytest
 
-from tests.e2e.helpers import EXPERIMENT, kedro_env, outputs_of, require
-from tests.e2e.test_team import POSTGRES, QUICK_TUNE, _account, _store_project, _up
+from tests.e2e.helpers import EXPERIMENT, QUICK_TUNE, kedro_env, outputs_of, require
+from tests.e2e.test_team import POSTGRES, _account, _store_project, _up
 
 SUFFIX = os.getpid() % 200
 HOST, PEER = f"10.231.{SUFFIX}.1", f"10.231.{SUFFIX}.2"

@@ -3,6 +3,7 @@ the study in the project's SQLite storage and every trial a nested MLflow run.""
 
 from __future__ import annotations
 
+import re
 import signal
 
 import optuna
@@ -12,6 +13,7 @@ import yaml
 
 from fashion_transfer.programs.processes import free_port
 from tests.e2e.helpers import (
+    QUICK_TUNE,
     SMALL_SLICE,
     assert_user_error,
     client_of,
@@ -22,11 +24,6 @@ from tests.e2e.helpers import (
     start_kedro,
 )
 
-# Short trials on the small slice: 1-2 head epochs and at most one fine-tuning epoch.
-QUICK = (
-    "tune.search_space.transfer.epochs.low=1,tune.search_space.transfer.epochs.high=2,"
-    "tune.search_space.transfer.fine_tune_epochs.high=1"
-)
 # The median pruner judging every trial after the first, from its first epoch.
 EAGER_PRUNER = "tune.pruner.n_startup_trials=1,tune.pruner.n_warmup_steps=0"
 
@@ -42,13 +39,6 @@ def parent_and_trials(runs) -> tuple:
     trials = [run for run in runs if run.data.tags.get("mlflow.parentRunId")]
     assert {run.data.tags["mlflow.parentRunId"] for run in trials} == {parents[0].info.run_id}
     return parents[0], {int(run.data.tags["optuna.trial_number"]): run for run in trials}
-
-
-@pytest.fixture(scope="module")
-def first_study(project, first_run):
-    result = kedro(project, "run", "--pipeline", "tune", "--params", f"tune.n_trials=2,{QUICK}")
-    assert result.returncode == 0, result.output[-5000:]
-    return result
 
 
 def test_a_study_runs_its_trials_as_nested_runs_and_writes_its_reports(project, first_study):
@@ -92,7 +82,12 @@ def test_a_second_run_resumes_the_study_and_records_pruned_and_failed_trials(pro
     study.enqueue_trial({"learning_rate": 1e-9, "epochs": 2, "fine_tune_epochs": 1})
     study.enqueue_trial({"learning_rate": 1e30})
     result = kedro(
-        project, "run", "--pipeline", "tune", "--params", f"tune.n_trials=3,{QUICK},{EAGER_PRUNER}"
+        project,
+        "run",
+        "--pipeline",
+        "tune",
+        "--params",
+        f"tune.n_trials=3,{QUICK_TUNE},{EAGER_PRUNER}",
     )
     assert result.returncode == 0, result.output[-5000:]
 
@@ -125,29 +120,39 @@ def test_ctrl_c_kills_the_run_leaves_no_trial_running_and_the_next_run_resumes(
         "--pipeline",
         "tune",
         "--params",
-        f"tune.n_trials=5,{QUICK},tune.pruner.type=none,tune.search_space.transfer.epochs.low=30,"
+        f"tune.n_trials=5,{QUICK_TUNE},tune.pruner.type=none,tune.search_space.transfer.epochs.low=30,"
         "tune.search_space.transfer.epochs.high=31",
     )
+    seen = []
     try:
-        for line in run.stdout:
-            if "transfer epoch 2/" in line:
+        for line in run.stdout:  # the second epoch of a trial of this run's 30-31 epochs
+            seen.append(line)
+            if re.search(r"transfer epoch 2/3[01]\b", line):
                 run.send_signal(signal.SIGINT)
                 break
-        output = run.communicate(timeout=120)[0]
+        output = "".join(seen) + run.communicate(timeout=120)[0]
     finally:
         run.kill()
     assert run.returncode != 0 and "Interrupted. The MLflow run is marked KILLED" in output
     trials = study_of(project).trials
-    assert len(trials) == before + 1
-    assert trials[-1].state.name == "FAIL"
-    assert trials[-1].user_attrs["fail_reason"] == "interrupted (Ctrl-C or SIGTERM)"
+    new = trials[before:]
+    said = [line.strip()[:160] for line in output.splitlines() if "Trial " in line]
+    found = [(t.number, t.state.name, t.params.get("epochs")) for t in new] + said
+    # Ctrl-C stopped the trial it landed in, and the run started no trial after it.
+    interrupted = new[-1]
+    assert [t for t in new if t.params.get("epochs", 0) >= 30] == [interrupted], found
+    assert interrupted.state.name == "FAIL", found
+    assert interrupted.user_attrs["fail_reason"] == "interrupted (Ctrl-C or SIGTERM)"
     assert not [t for t in trials if t.state.name == "RUNNING"]
-    assert {r.info.status for r in new_runs(project, known)} == {"KILLED"}
+    runs = {r.info.run_id: r for r in new_runs(project, known)}
+    assert runs[interrupted.user_attrs["mlflow_run_id"]].info.status == "KILLED"
+    parent = [r for r in runs.values() if "mlflow.parentRunId" not in r.data.tags]
+    assert [r.info.status for r in parent] == ["KILLED"]
 
-    again = kedro(project, "run", "--pipeline", "tune", "--params", f"tune.n_trials=1,{QUICK}")
+    again = kedro(project, "run", "--pipeline", "tune", "--params", f"tune.n_trials=1,{QUICK_TUNE}")
     assert again.returncode == 0, again.output[-5000:]
     resumed = study_of(project).trials
-    assert len(resumed) == before + 2 and resumed[:-1] == trials
+    assert len(resumed) == len(trials) + 1 and resumed[:-1] == trials
     assert resumed[-1].state.name in ("COMPLETE", "PRUNED")
 
 

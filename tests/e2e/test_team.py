@@ -5,6 +5,7 @@ elsewhere these tests skip where it is missing."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -137,10 +138,18 @@ def _client(stack) -> mlflow.MlflowClient:
 
 
 def _get(url: str, auth: tuple[str, str] | None = None) -> int:
-    request = urllib.request.Request(url)
-    if auth:
-        import base64
+    return _status(urllib.request.Request(url), auth)
 
+
+def _post(url: str, body: dict, auth, method: str = "POST") -> int:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method)
+    request.add_header("Content-Type", "application/json")
+    return _status(request, auth)
+
+
+def _status(request: urllib.request.Request, auth: tuple[str, str] | None) -> int:
+    """The HTTP status the server answers `request` with, sent with basic-auth `auth`."""
+    if auth:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
@@ -367,20 +376,6 @@ def test_roles_do_what_they_say_and_runs_and_versions_name_who_made_them(
         if path.is_file() and path.name != "credentials.json" and path.stat().st_size < 2**20:
             text = path.read_bytes()
             assert secrets["superuser_password"].encode() not in text, path
-
-
-def _post(url: str, body: dict, auth, method: str = "POST") -> int:
-    import base64
-
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method)
-    request.add_header("Content-Type", "application/json")
-    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def test_problems_starting_the_stack_are_one_line_errors(stack_folder, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ wait until they answer and stop them: used by the programs, the tests and the be
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -130,3 +131,17 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def model_to_serve(model_uri: str | None, model: str | None) -> str:
+    """What `make serve` and `make app` serve: `model_uri` if given, else the champion of the
+    registered model `model` (the transfer model's by default). Raises the project's one-
+    paragraph errors when the store does not answer or does not hold it."""
+    from fashion_transfer.framework.config import champion_uri
+    from fashion_transfer.mlflow.store import require_model
+
+    # "Creating initial MLflow database tables...": a new store's first use, as in conf/logging.yml.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    uri = model_uri or champion_uri(model)
+    require_model(uri)
+    return uri

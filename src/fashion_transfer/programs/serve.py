@@ -11,7 +11,6 @@ else the project's store in mlruns/."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -26,16 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     from fashion_transfer.errors import ProjectError, TrackingStoreError
-    from fashion_transfer.framework.config import champion_uri
-    from fashion_transfer.mlflow.store import require_model
-    from fashion_transfer.programs.processes import with_environment_bin
+    from fashion_transfer.programs.processes import model_to_serve, with_environment_bin
     from fashion_transfer.served_model.classifier import THREADS_VARIABLE
 
-    # "Creating initial MLflow database tables...": a new store's first use, as in conf/logging.yml.
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     try:
-        model_uri = args.model_uri or champion_uri(args.model)
-        require_model(model_uri)
+        model_uri = model_to_serve(args.model_uri, args.model)
     except (ProjectError, TrackingStoreError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1

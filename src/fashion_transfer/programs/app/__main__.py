@@ -12,7 +12,6 @@ check and analytics are off, and there is no share link."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -30,13 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from fashion_transfer.errors import ProjectError, TrackingStoreError
-    from fashion_transfer.framework.config import champion_uri
-    from fashion_transfer.mlflow.store import require_model
+    from fashion_transfer.programs.processes import model_to_serve
 
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     try:
-        model_uri = args.model_uri or champion_uri(args.model)
-        require_model(model_uri)
+        model_uri = model_to_serve(args.model_uri, args.model)
     except (ProjectError, TrackingStoreError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1

@@ -16,6 +16,8 @@ from omegaconf.errors import InterpolationResolutionError
 
 from fashion_transfer import errors
 from fashion_transfer.framework import interrupt
+from fashion_transfer.mlflow.store import unreachable
+from fashion_transfer.redact import redact
 
 USER_ERRORS = (DatasetError, InterpolationResolutionError, *errors.USER_ERRORS)
 
@@ -53,6 +55,8 @@ class RunWithClearErrors(click.Command):
                 "saved before the interruption are intact. Run again to start over."
             ) from None
         except Exception as error:
+            if lost := _server_lost(error):
+                raise click.ClickException(lost) from None
             _end_runs(RunStatus.FAILED)
             if isinstance(error, ValueError) and str(error).startswith(
                 "Failed to find the pipeline named"
@@ -63,6 +67,27 @@ class RunWithClearErrors(click.Command):
             if full := _disk_full(error):
                 raise click.ClickException(full) from None
             raise
+
+
+def _server_lost(error: BaseException) -> str | None:
+    """The message for a run whose tracking server stopped answering while it ran (MLflow's
+    retries already cut to seconds, mlflow/store.py), however deep it was wrapped."""
+    cause = error
+    while cause is not None:
+        if isinstance(cause, mlflow.exceptions.MlflowException) and unreachable(cause):
+            try:
+                _end_runs(RunStatus.FAILED)
+            except Exception:  # the server is still gone: the run stays open there
+                pass
+            return (
+                f"The MLflow tracking server at {redact(mlflow.get_tracking_uri())} stopped "
+                f"answering during the run ({str(cause).splitlines()[0][:200]}). Start it "
+                "again (`make team-up` for the team's stack) and run again: the files saved "
+                "before are intact; the run may show as RUNNING there, and if the server went "
+                "while models were being registered, versions of this run may remain."
+            )
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _disk_full(error: BaseException) -> str | None:

@@ -1,0 +1,42 @@
+"""`kedro run`'s error handling (fashion_transfer/cli.py) for faults outside the user's input."""
+
+import mlflow
+from click.testing import CliRunner
+from kedro.framework.cli.project import run as kedro_run
+
+from fashion_transfer.cli import RunWithClearErrors
+
+REFUSED = (
+    "API request to http://10.0.0.5:5000/api/2.0/mlflow/runs/log-batch failed with exception "
+    "HTTPConnectionPool(host='10.0.0.5', port=5000): Max retries exceeded with url: "
+    "/api/2.0/mlflow/runs/log-batch (Caused by NewConnectionError('Failed to establish a new "
+    "connection: [Errno 111] Connection refused'))"
+)
+
+
+def _run_failing_with(error: Exception):
+    def pipeline(**options):
+        try:
+            raise error
+        except Exception as raised:  # as Kedro reports a node's failure: wrapped
+            raise RuntimeError("node failed") from raised
+
+    command = RunWithClearErrors(name="run", params=kedro_run.params, callback=pipeline)
+    return CliRunner().invoke(command, [])
+
+
+def test_a_tracking_server_lost_during_the_run_is_one_paragraph(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mia:secret@10.0.0.5:5000")
+    result = _run_failing_with(mlflow.exceptions.MlflowException(REFUSED))
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "Error: The MLflow tracking server at http://mia:***@10.0.0.5:5000 stopped answering "
+        "during the run (API request to"
+    ), result.output
+    assert "Start it again" in result.output and "secret" not in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_any_other_failure_keeps_its_traceback():
+    result = _run_failing_with(mlflow.exceptions.MlflowException("RESOURCE_DOES_NOT_EXIST"))
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)

@@ -14,11 +14,13 @@ REFUSED = (
 )
 
 
-def _run_failing_with(error: Exception):
+def _run_failing_with(error: Exception, wrapped: bool = True):
     def pipeline(**options):
+        if not wrapped:
+            raise error
         try:
             raise error
-        except Exception as raised:  # as Kedro reports a node's failure: wrapped
+        except Exception as raised:  # as a library reports what went wrong under it
             raise RuntimeError("node failed") from raised
 
     command = RunWithClearErrors(name="run", params=kedro_run.params, callback=pipeline)
@@ -35,6 +37,22 @@ def test_a_tracking_server_lost_during_the_run_is_one_paragraph(monkeypatch):
     ), result.output
     assert "Start it again" in result.output and "secret" not in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_dataset_that_lost_the_server_is_the_same_paragraph(monkeypatch):
+    from kedro.io import DatasetError
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://10.0.0.5:5000")
+    lost = mlflow.exceptions.MlflowException(REFUSED)
+    try:
+        raise lost
+    except mlflow.exceptions.MlflowException as raised:
+        try:
+            raise DatasetError("Failed while saving data to dataset metrics") from raised
+        except DatasetError as wrapped:
+            error = wrapped
+    result = _run_failing_with(error, wrapped=False)  # Kedro raises the dataset's error as is
+    assert result.output.startswith("Error: The MLflow tracking server at http://10.0.0.5:5000")
 
 
 def test_any_other_failure_keeps_its_traceback():

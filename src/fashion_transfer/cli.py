@@ -45,7 +45,9 @@ class RunWithClearErrors(click.Command):
             result = super().invoke(ctx)
             interrupt.check()  # a signal whose exception a finaliser swallowed
             return result
-        except USER_ERRORS as error:
+        except USER_ERRORS as error:  # Kedro wraps a dataset's MLflow failure in one
+            if lost := _server_lost(error):
+                raise click.ClickException(lost) from None
             _end_runs(RunStatus.FAILED)
             raise click.ClickException(_disk_full(error) or _message(error)) from None
         except KeyboardInterrupt:

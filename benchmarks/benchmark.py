@@ -9,6 +9,12 @@
 
     python benchmarks/benchmark.py --preset default --output benchmarks/results-default.json
 
+Two recipes side by side (`--against`: the other run's `--params`; the runs alternate, so
+neither always runs first), with the ratio of their wall times and parts:
+
+    python benchmarks/benchmark.py --skip-loop --rounds 1 --against "preset=default,..." \
+        --output benchmarks/results-speed.json
+
 On a GPU machine, the default flow on CUDA (the loop comparison is a CPU one, so it is left
 out), printing each stage's time and every model's test accuracy:
 
@@ -163,9 +169,9 @@ def loop_benchmark(stage: dict, params, repeats: int) -> dict:
     }
 
 
-def run_benchmark(preset: str, device: str) -> dict:
-    """A full `kedro run` in a scratch copy of the project, timed by fashion_transfer's
-    TimingHooks; the data is copied in so the run does not download it."""
+def run_benchmark(params: str, device: str) -> dict:
+    """A full `kedro run --params PARAMS` in a scratch copy of the project, timed by
+    fashion_transfer's TimingHooks; the data is copied in so the run does not download it."""
     from fashion_transfer.pipeline_registry import register_pipelines
 
     pipelines = register_pipelines()
@@ -209,7 +215,7 @@ def run_benchmark(preset: str, device: str) -> dict:
                 "kedro",
                 "run",
                 "--params",
-                f"preset={preset},runtime.device={device}",
+                f"{params},runtime.device={device}",
             ],
             cwd=root,
             env=env,
@@ -231,11 +237,12 @@ def run_benchmark(preset: str, device: str) -> dict:
         parts[group] = sum(s for n, s in node_seconds.items() if n in names)
     parts["tracking (metrics)"] += finished - stamps["last_saved"]  # registry, run end, exit
     return {
-        "preset": preset,
+        "params": params,
         "device": device,
         "wall_seconds": finished - started,
         "parts_seconds": parts,
         "node_seconds": node_seconds,
+        "val_accuracy": {name: section["val_accuracy"] for name, section in metrics.items()},
         "test_accuracy": {name: section["test_accuracy"] for name, section in metrics.items()},
     }
 
@@ -245,6 +252,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--preset", default="default")
+    parser.add_argument(
+        "--params", default="", help="more of the run's --params, on top of --preset"
+    )
+    parser.add_argument(
+        "--against",
+        default=None,
+        help="a second run's full --params (e.g. another recipe), timed beside the first",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="with --against: runs of each, alternating"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="default: PyTorch's")
     parser.add_argument("--skip-run", action="store_true", help="only the loop comparison")
@@ -274,8 +292,23 @@ def main() -> None:
     }
     if not args.skip_loop:
         figures["loop"] = loop_benchmark(stage, params, args.repeats)
-    if not args.skip_run:
-        figures["run"] = run_benchmark(args.preset, args.device)
+    params = ",".join(p for p in (f"preset={args.preset}", args.params) if p)
+    if not args.skip_run and args.against is None:
+        figures["run"] = run_benchmark(params, args.device)
+    if not args.skip_run and args.against is not None:
+        runs: dict[str, list[dict]] = {"run": [], "against": []}
+        for round_ in range(args.rounds):  # against first in even rounds, last in odd ones
+            order = ("against", "run") if round_ % 2 == 0 else ("run", "against")
+            for which in order:
+                runs[which].append(
+                    run_benchmark(params if which == "run" else args.against, args.device)
+                )
+        figures["run"], figures["against"] = runs["run"][0], runs["against"][0]
+        figures["rounds"] = runs
+        figures["wall_time_ratio"] = statistics.median(
+            ours["wall_seconds"] / theirs["wall_seconds"]
+            for ours, theirs in zip(runs["run"], runs["against"], strict=True)
+        )
     args.output.write_text(json.dumps(figures, indent=2))
 
     if "loop" in figures:
@@ -287,16 +320,23 @@ def main() -> None:
         print(f"  project loop  {statistics.median(loop['project_epoch_seconds']):7.1f} s (median)")
         print(f"  plain PyTorch {statistics.median(loop['plain_epoch_seconds']):7.1f} s (median)")
         print(f"  throughput ratio project/plain: {loop['median_throughput_ratio']:.3f}")
-    if "run" in figures:
-        run = figures["run"]
+    for which in ("against", "run"):
+        if which not in figures:
+            continue
+        run = figures[which]
         print(
-            f"\nkedro run --params preset={args.preset},runtime.device={args.device}: "
+            f"\nkedro run --params {run['params']},runtime.device={args.device}: "
             f"{run['wall_seconds']:.0f} s wall"
         )
         for part, seconds in run["parts_seconds"].items():
             print(f"  {part:<20} {seconds:7.1f} s")
+        for split in ("val", "test"):
+            accuracies = run[f"{split}_accuracy"].items()
+            print(f"  {split} accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in accuracies))
+    if "wall_time_ratio" in figures:
         print(
-            "  test accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in run["test_accuracy"].items())
+            f"\nwall time ratio (--params {params}) / (--params {args.against}): "
+            f"{figures['wall_time_ratio']:.3f}, median of {args.rounds} round(s)"
         )
     print(f"\nFigures written to {args.output}")
 

@@ -59,6 +59,16 @@ ARCHITECTURES: dict[str, Architecture] = {
         conv_dropout=0.1,
         dense_dropout=0.3,
     ),
+    # bn2 at half the width: about 2.4 times faster to train on a 2-core CPU (bfloat16), for
+    # the training-time study (docs/experiments.md).
+    "bn2_narrow": Architecture(
+        conv_blocks=((16, 16), (32, 32)),
+        dense=(128,),
+        padding=1,
+        batch_norm=True,
+        conv_dropout=0.1,
+        dense_dropout=0.3,
+    ),
     # Three VGG-style blocks, wider: the most capacity, about 1.2 times the work of bn2.
     "bn3": Architecture(
         conv_blocks=((32, 32), (64, 64), (128, 128)),

@@ -244,6 +244,13 @@ class TuneParams(_Strict):
     heartbeat_interval: PositiveInt | None = 60
     grace_period: PositiveInt | None = 180
     max_retry: int = Field(default=1, ge=0)
+    # accuracy: maximise the stage's best validation accuracy. accuracy_and_seconds: also
+    # minimise the trial's training seconds (an Optuna multi-objective study, whose trials
+    # are not pruned: Optuna prunes single-objective studies only).
+    objective: Literal["accuracy", "accuracy_and_seconds"] = "accuracy"
+    # With accuracy_and_seconds, the recipe kept (best_params.yml, preset tuned) is the
+    # fastest of the Pareto front within this much validation accuracy of the front's best.
+    accuracy_tolerance: float = Field(default=0.0, ge=0.0, le=1.0)
     search_space: dict[Literal["transfer", "pretrain"], dict[str, SearchDimension]]
 
     @field_validator("storage")
@@ -263,6 +270,8 @@ class TuneParams(_Strict):
         if not space:
             raise ValueError(f"search_space.{self.stage} is empty: give it at least one key")
         known = recipe_keys(TransferParams if self.stage == "transfer" else TrainingParams)
+        if self.stage == "pretrain":  # transfer keeps the pretrained network's architecture
+            known |= MODEL_KEYS
         unknown = sorted(set(space) - known)
         if unknown:
             raise ValueError(
@@ -271,8 +280,14 @@ class TuneParams(_Strict):
             )
         return self
 
+    @property
+    def two_objectives(self) -> bool:
+        return self.objective == "accuracy_and_seconds"
+
     def name_for(self, preset: str) -> str:
-        return self.study_name or f"{self.stage}-{preset}"
+        """tune.study_name, else "<stage>-<preset>", with "-seconds" for two objectives."""
+        suffix = "-seconds" if self.two_objectives else ""
+        return self.study_name or f"{self.stage}-{preset}{suffix}"
 
 
 class LabelEfficiencyParams(_Strict):
@@ -305,6 +320,18 @@ class LabelEfficiencyParams(_Strict):
         """Labels per class, smallest first; None (all of them) last."""
         numbers = sorted(size for size in self.labels_per_class if size != "all")
         return numbers + ([None] if "all" in self.labels_per_class else [])
+
+
+# Search-space keys of the model section, which a pretraining study may tune too.
+MODEL_KEYS = {f"model.{name}" for name in ModelParams.model_fields}
+
+
+def split_model_values(values: dict) -> tuple[dict, dict]:
+    """A trial's values as (model section, training recipe): `model.architecture` goes to
+    the first, every other key to the second."""
+    model = {key.partition(".")[2]: v for key, v in values.items() if key in MODEL_KEYS}
+    recipe = {key: v for key, v in values.items() if key not in MODEL_KEYS}
+    return model, recipe
 
 
 def recipe_keys(schema: type[BaseModel]) -> set[str]:
@@ -364,7 +391,11 @@ class ProjectParams(_Strict):
         for key, dimension in self.tune.search_space[stage].items():
             for value in dimension.extremes():
                 try:
-                    schema.model_validate(with_values(recipe.model_dump(), {key: value}))
+                    if key in MODEL_KEYS:
+                        model_values, _ = split_model_values({key: value})
+                        ModelParams.model_validate({**self.model.model_dump(), **model_values})
+                    else:
+                        schema.model_validate(with_values(recipe.model_dump(), {key: value}))
                 except ValidationError as error:
                     reason = "; ".join(issue["msg"] for issue in error.errors())
                     problems.append(f"{key}={value!r} ({reason})")

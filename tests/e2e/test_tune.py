@@ -64,9 +64,16 @@ def test_a_study_runs_its_trials_as_nested_runs_and_writes_its_reports(project, 
     for name in ("optimisation_history", "param_importances", "parallel_coordinate"):
         assert (reports / f"{name}.png").stat().st_size > 10_000
     artifacts = {a.path for a in client_of(project).list_artifacts(parent.info.run_id, "tuning")}
-    assert {"tuning/trials.csv", "tuning/best_params.yml", "tuning/param_importances.png"} <= (
-        artifacts
-    )
+    assert {
+        "tuning/trials.csv",
+        "tuning/pareto_front.csv",
+        "tuning/best_params.yml",
+        "tuning/param_importances.png",
+    } <= artifacts
+    # One objective: the front is the best trial (or the trials that tie with it).
+    front = pd.read_csv(reports / "pareto_front.csv")
+    assert study.best_trial.number in set(front["number"])
+    assert set(front["val_accuracy"]) == {study.best_value}
     assert parent.data.metrics["tune/best_val_accuracy"] == study.best_value
     assert parent.data.params["tune.best_trial"] == str(study.best_trial.number)
     assert parent.data.params["tune.best.learning_rate"] == str(

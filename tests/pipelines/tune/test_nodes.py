@@ -129,8 +129,13 @@ def test_pretrain_stage_trains_from_scratch_with_the_sampled_recipe(stage_data, 
 def test_reports_table_best_recipe_metrics_and_plots(stage_data, tmp_path, tracking):
     params = tune_params(tmp_path, n_trials=3)
     study = _tune(stage_data, params)
-    trials, best, metrics = summarise_study(study, PRETRAIN, TRANSFER, params)
+    trials, front, best, metrics = summarise_study(study, PRETRAIN, TRANSFER, params)
     assert list(trials["number"]) == [0, 1, 2]
+    # One objective: the front is the best trial, or the trials that tie with it.
+    best_ones = [t.number for t in study.trials if t.value == study.best_value]
+    assert study.best_trial.number in best_ones
+    assert sorted(front["number"]) == best_ones
+    assert list(trials["pareto_optimal"]) == [t.number in best_ones for t in study.trials]
     assert {"state", "val_accuracy", "learning_rate", "batch_size", "epochs_trained"} <= set(
         trials.columns
     )
@@ -186,8 +191,13 @@ def test_a_study_without_a_complete_trial_reports_no_best():
     study.set_user_attr("stage", "transfer")
     study.set_user_attr("preset", "default")
     params = tune_params(Path("/nowhere"))
-    trials, best, metrics = summarise_study(study, PRETRAIN, TRANSFER, params)
-    assert trials.empty and "best_trial" not in best and "tune/best_val_accuracy" not in metrics
+    trials, front, best, metrics = summarise_study(study, PRETRAIN, TRANSFER, params)
+    assert (
+        trials.empty
+        and front.empty
+        and "best_trial" not in best
+        and "tune/best_val_accuracy" not in metrics
+    )
     assert metrics["tune/trials_complete"] == [{"step": 0, "value": 0.0}]
 
 
@@ -252,3 +262,118 @@ def test_a_stale_trial_is_failed_queued_again_and_its_mlflow_runs_ended(tmp_path
     worker_ended = client.get_run(worker_run.info.run_id)
     assert worker_ended.info.status == "KILLED"
     assert worker_ended.data.tags["killed_reason"] == f"trial 0: {STALE_REASON}"
+
+
+def test_two_objectives_trade_accuracy_for_seconds_with_the_preset_recipe_first(
+    stage_data, tmp_path, tracking
+):
+    space = {
+        "pretrain": {
+            "model.architecture": {"type": "categorical", "choices": ["seed", "compact"]},
+            "epochs": {"type": "int", "low": 1, "high": 2},
+        }
+    }
+    params = tune_params(
+        tmp_path, stage="pretrain", objective="accuracy_and_seconds", search_space=space, n_trials=3
+    )
+    study = _tune(stage_data, params)
+    assert study.study_name == "pretrain-default-seconds"
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    trials = study.trials
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    # The first trial is the preset's own recipe (the network and epochs of this run).
+    assert trials[0].params == {"model.architecture": "seed", "epochs": PRETRAIN["epochs"]}
+    assert trials[0].user_attrs["preset_recipe"] is True
+    for trial in trials:  # seconds are the trial's training time, measured, never pruned
+        accuracy, seconds = trial.values
+        assert 0 < seconds == trial.user_attrs["train_seconds"] < trial.duration.total_seconds()
+        assert len(trial.intermediate_values) == 0
+        assert trial.user_attrs["epochs_trained"] == trial.params["epochs"]
+    # A trial that trained the compact network has its layers, not the preset's.
+    run = mlflow.MlflowClient().get_run(trials[1].user_attrs["mlflow_run_id"])
+    assert run.data.params["pretrain.model.architecture"] == trials[1].params["model.architecture"]
+    assert run.data.metrics["pretrain/train_seconds"] == trials[1].values[1]
+
+    table, front, best, metrics = summarise_study(study, PRETRAIN, TRANSFER, params)
+    dominated = {
+        t.number
+        for t in trials
+        for u in trials
+        if u.values[0] >= t.values[0] and u.values[1] <= t.values[1] and u.values != t.values
+    }
+    assert set(front["number"]) == {t.number for t in trials} - dominated
+    assert list(front["train_seconds"]) == sorted(front["train_seconds"])
+    assert list(table["preset_recipe"]) == [True, False, False]
+    # Kept: the most accurate front trial (tolerance 0), the fastest of equals.
+    top = max(t.values[0] for t in trials)
+    kept = min((t for t in trials if t.values[0] == top), key=lambda t: t.values[1])
+    assert best["best_trial"] == kept.number and best["train_seconds"] == kept.values[1]
+    assert best["model"] == {"architecture": kept.params["model.architecture"]}
+    assert best["recipe"]["epochs"] == kept.params["epochs"]
+    assert "model.architecture" not in best["recipe"]
+    assert metrics["tune/pareto_front_size"] == [{"step": 0, "value": float(len(front))}]
+    figures = plot_study(study)
+    assert "pareto_front.png" in figures
+    labels = [text.get_text() for text in figures["pareto_front.png"].axes[0].texts]
+    assert any("preset's recipe" in label for label in labels), labels
+
+    # The study keeps its objectives: resuming it with one objective is refused.
+    with pytest.raises(ValueError, match="has the objective accuracy_and_seconds, not accuracy"):
+        _tune(stage_data, {**params, "objective": "accuracy", "study_name": study.study_name})
+
+
+def test_the_kept_trial_is_the_fastest_within_the_tolerance_and_preset_tuned_takes_it(tmp_path):
+    from fashion_transfer.pipelines.tune.studies import best_recipe, chosen_trial
+    from tests.conftest import project_parameters
+
+    params = project_parameters()
+    tune = {
+        **params["tune"],
+        "stage": "pretrain",
+        "objective": "accuracy_and_seconds",
+        "storage": f"sqlite:///{tmp_path / 'optuna.db'}",
+    }
+    study = optuna.create_study(
+        study_name="pretrain-default-seconds",
+        storage=tune["storage"],
+        directions=["maximize", "minimize"],
+    )
+    study.set_user_attr("stage", "pretrain")
+    distributions = {
+        "model.architecture": optuna.distributions.CategoricalDistribution(["bn2", "compact"]),
+        "epochs": optuna.distributions.IntDistribution(5, 30),
+    }
+    for architecture, epochs, values in (
+        ("bn2", 20, [0.970, 300.0]),
+        ("compact", 10, [0.966, 90.0]),
+        ("compact", 6, [0.950, 50.0]),
+        ("bn2", 30, [0.960, 400.0]),  # dominated
+    ):
+        study.add_trial(
+            optuna.create_trial(
+                params={"model.architecture": architecture, "epochs": epochs},
+                distributions=distributions,
+                values=values,
+            )
+        )
+    assert chosen_trial(study).number == 0
+    assert chosen_trial(study, 0.005).number == 1
+    assert chosen_trial(study, 0.05).number == 2
+    sections = best_recipe({**tune, "accuracy_tolerance": 0.005}, params["presets"])
+    assert sections["model"] == {"architecture": "compact"}
+    assert sections["pretrain"]["epochs"] == 10
+    assert sections["transfer"] == params["presets"]["default"]["transfer"]
+
+
+def test_a_model_key_is_tuned_in_the_pretraining_stage_only_and_checked():
+    space = {"model.architecture": {"type": "categorical", "choices": ["bn2", "resnet"]}}
+    params = tune_params(Path("/nowhere"), stage="transfer", search_space={"transfer": space})
+    with pytest.raises(ValueError, match="keys \\['model.architecture'\\] that are not in"):
+        TuneParams.model_validate(params)
+    from fashion_transfer.params import validate_parameters
+    from tests.conftest import project_parameters
+
+    project = project_parameters()
+    project["tune"] = {**project["tune"], "stage": "pretrain", "search_space": {"pretrain": space}}
+    with pytest.raises(ValueError, match="model.architecture='resnet' \\(.*unknown architecture"):
+        validate_parameters(project)

@@ -6,6 +6,7 @@ resumed; everything else leaves through the catalog."""
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from fashion_transfer.params import (
     TrainingParams,
     TransferParams,
     TuneParams,
+    split_model_values,
     with_values,
 )
 from fashion_transfer.pipelines.pretrain.nodes import pretrain
@@ -46,8 +48,11 @@ def tune_recipe(
 ) -> optuna.Study:
     """Run `tune.n_trials` more trials of the study for `tune.stage`: each trial trains the
     stage's recipe of this run's preset with the sampled values, on the stage's training
-    split, and scores its best validation accuracy (the test split is not handed to it).
-    Hopeless trials are pruned on their per-epoch validation accuracy."""
+    split, and scores its best validation accuracy (the test split is not handed to it),
+    and with `tune.objective: accuracy_and_seconds` also its training seconds. Hopeless
+    trials of a single-objective study are pruned on their per-epoch validation accuracy;
+    a new two-objective study's first trial is the preset's own recipe, so that its Pareto
+    front shows where today's recipe stands."""
     tune = TuneParams.model_validate(tune_params)
     if preset == TUNED_PRESET:
         raise ParameterError(
@@ -59,10 +64,18 @@ def tune_recipe(
     base = pretrain_params if tune.stage == "pretrain" else transfer_params
     schema = TrainingParams if tune.stage == "pretrain" else TransferParams
     feature_cache: dict = {}  # the frozen blocks' output, computed once for all trials
+    space = tune.search_space[tune.stage]
+    if tune.two_objectives and not study.trials:
+        current = {**base, "model": model_params}
+        values = {key: _dotted(current, key) for key in space}
+        study.enqueue_trial(
+            {key: value for key, value in values.items() if value is not None},
+            user_attrs={"preset_recipe": True},
+        )
 
-    def train(recipe: dict, on_epoch_end) -> list[dict]:
+    def train(recipe: dict, model: dict, on_epoch_end) -> list[dict]:
         if tune.stage == "pretrain":
-            _, history = pretrain(training_data, model_params, recipe, runtime, on_epoch_end)
+            _, history = pretrain(training_data, model, recipe, runtime, on_epoch_end)
         else:
             recipe = {**recipe, "scratch_baseline": False}
             _, history = transfer(
@@ -70,32 +83,40 @@ def tune_recipe(
             )
         return history
 
-    def objective(trial: optuna.Trial) -> float:
-        values = studies.suggest(trial, tune.search_space[tune.stage])
-        recipe = schema.model_validate(with_values(base, values))
+    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
+        values = studies.suggest(trial, space)
+        model_values, recipe_values = split_model_values(values)
+        recipe = schema.model_validate(with_values(base, recipe_values))
         planned = recipe.epochs + getattr(recipe, "fine_tune_epochs", 0)
         trial.set_user_attr("planned_epochs", planned)
         trial.set_user_attr("worker", studies.worker_name())
+        failed = (math.nan, math.nan) if tune.two_objectives else math.nan
         with studies.trial_run(trial, study, values) as log_epoch:
 
             def on_epoch_end(row: dict) -> None:
                 log_epoch(row)
-                trial.report(row["val_accuracy"], row["epoch"])
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after epoch {row['epoch']}")
+                if not tune.two_objectives:
+                    trial.report(row["val_accuracy"], row["epoch"])
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned after epoch {row['epoch']}")
 
+            started = time.perf_counter()
             try:
-                history = train(recipe.model_dump(), on_epoch_end)
+                history = train(recipe.model_dump(), {**model_params, **model_values}, on_epoch_end)
             except TrainingDivergedError as error:  # a recipe that does not train: FAIL
                 trial.set_user_attr("fail_reason", str(error))
-                return math.nan
+                return failed
+            seconds = time.perf_counter() - started
             value = max(row["val_accuracy"] for row in history)
-            mlflow.log_metric(f"{tune.stage}/best_val_accuracy", value)
-        return value
+            trial.set_user_attr("train_seconds", seconds)
+            mlflow.log_metrics(
+                {f"{tune.stage}/best_val_accuracy": value, f"{tune.stage}/train_seconds": seconds}
+            )
+        return (value, seconds) if tune.two_objectives else value
 
     studies.run_study(study, objective, tune)
     if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
-        best = study.best_trial
+        best = studies.chosen_trial(study, tune.accuracy_tolerance)
         mlflow.log_params(
             {
                 "tune.best_trial": best.number,
@@ -105,14 +126,24 @@ def tune_recipe(
     return study
 
 
+def _dotted(sections: dict, key: str):
+    """The value of a search-space key (`augmentation.crop_padding`, `model.architecture`)
+    in a recipe, None where the recipe has no such section."""
+    section, _, sub = key.partition(".")
+    return (sections.get(section) or {}).get(sub) if sub else sections.get(section)
+
+
 def summarise_study(
     study: optuna.Study, pretrain_params: dict, transfer_params: dict, tune_params: dict
-) -> tuple[pd.DataFrame, dict, dict]:
-    """The trials table, the best recipe (for best_params.yml) and the study's figures as
-    MLflow metrics of the run: best value and trial, trials per state, and the epochs that
-    pruning saved (epochs trained against the epochs the same trials had planned)."""
+) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """The trials table, its Pareto front (accuracy against training seconds, fastest
+    first; for one objective, the best trial), the kept recipe (for best_params.yml) and the
+    study's figures as MLflow metrics of the run: the kept trial's value and number, trials
+    per state, and the epochs that pruning saved (epochs trained against the epochs the
+    same trials had planned)."""
     tune = TuneParams.model_validate(tune_params)
     trials = trials_table(study)
+    front = trials[trials["pareto_optimal"].astype(bool)].sort_values(["train_seconds", "number"])
     by_state = trials["state"].value_counts()
     finished = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
     figures = {
@@ -129,22 +160,33 @@ def summarise_study(
         "preset": study.user_attrs["preset"],
     }
     if figures["tune/trials_complete"]:
-        trial = study.best_trial
-        figures |= {"tune/best_val_accuracy": trial.value, "tune/best_trial": trial.number}
+        trial = studies.chosen_trial(study, tune.accuracy_tolerance)
+        figures |= {"tune/best_val_accuracy": trial.values[0], "tune/best_trial": trial.number}
+        model_values, recipe_values = split_model_values(trial.params)
         best |= {
+            "objective": tune.objective,
             "best_trial": trial.number,
-            "best_val_accuracy": trial.value,
+            "best_val_accuracy": trial.values[0],
+            "train_seconds": trial.user_attrs.get("train_seconds"),
             "params": trial.params,
             "recipe": with_values(
-                pretrain_params if best["stage"] == "pretrain" else transfer_params, trial.params
+                pretrain_params if best["stage"] == "pretrain" else transfer_params,
+                recipe_values,
             ),
+            **({"model": model_values} if model_values else {}),
         }
+        if tune.two_objectives:
+            figures["tune/best_train_seconds"] = trial.values[1]
+            figures["tune/pareto_front_size"] = len(front)
     metrics = {name: [{"step": 0, "value": float(value)}] for name, value in figures.items()}
-    return trials, best, metrics
+    return trials, front, best, metrics
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: state, value, its recipe values, epochs, time, why it failed."""
+    """One row per trial: state, value, its recipe values, epochs, training and trial
+    seconds, whether it is on the Pareto front (the best trial, for one objective), whether
+    it is the preset's own recipe, why it failed."""
+    front = {trial.number for trial in _front(study)}
     rows = []
     for trial in study.trials:
         duration = trial.duration.total_seconds() if trial.duration else np.nan
@@ -152,7 +194,10 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
             {
                 "number": trial.number,
                 "state": trial.state.name,
-                "val_accuracy": trial.value,
+                "val_accuracy": trial.values[0] if trial.values else None,
+                "train_seconds": trial.user_attrs.get("train_seconds", np.nan),
+                "pareto_optimal": trial.number in front,
+                "preset_recipe": trial.user_attrs.get("preset_recipe", False),
                 **trial.params,
                 "epochs_trained": trial.user_attrs.get("epochs_trained", 0),
                 "planned_epochs": trial.user_attrs.get("planned_epochs", 0),
@@ -163,28 +208,48 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
                 "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
             }
         )
-    columns = ["number", "state", "val_accuracy", "epochs_trained", "planned_epochs"]
+    columns = ["number", "state", "val_accuracy", "train_seconds", "pareto_optimal"]
+    columns += ["preset_recipe", "epochs_trained", "planned_epochs"]
     return pd.DataFrame(rows, columns=None if rows else columns)
 
 
+def _front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return study.best_trials  # for one objective: the best trial, or none
+    except ValueError:
+        return []
+
+
 def plot_study(study: optuna.Study) -> dict[str, Figure]:
-    """Optimisation history, parameter importances and parallel coordinates (Optuna's own
-    matplotlib plots); a plot that needs more complete trials says so instead, and what Optuna
-    warns while drawing one (importances all equal, say) is written under it, not in the log."""
+    """Optimisation history, parameter importances and parallel coordinates of the validation
+    accuracy (Optuna's own matplotlib plots), and for accuracy and seconds the Pareto front,
+    the preset's own recipe named on it; a plot that needs more complete trials says so
+    instead, and what Optuna warns while drawing one (importances all equal, say) is written
+    under it, not in the log."""
+    from functools import partial
+
     from matplotlib.figure import Figure
     from optuna.visualization import matplotlib as plots
 
+    accuracy = {}
+    if len(study.directions) == 2:
+        accuracy = {"target": lambda trial: trial.values[0], "target_name": "validation accuracy"}
+    drawings = [
+        ("optimisation_history.png", partial(plots.plot_optimization_history, **accuracy)),
+        ("param_importances.png", partial(plots.plot_param_importances, **accuracy)),
+        ("parallel_coordinate.png", partial(plots.plot_parallel_coordinate, **accuracy)),
+    ]
+    if len(study.directions) == 2:
+        drawings.append(("pareto_front.png", _plot_pareto_front))
     figures = {}
-    for name, plot in (
-        ("optimisation_history.png", plots.plot_optimization_history),
-        ("param_importances.png", plots.plot_param_importances),
-        ("parallel_coordinate.png", plots.plot_parallel_coordinate),
-    ):
+    for name, plot in drawings:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UserWarning)
                 # An axis of a parameter that every trial shares: matplotlib widens it itself.
                 warnings.filterwarnings("ignore", message="Attempting to set identical low")
+                # Optuna marks its matplotlib plots experimental; that is no note on the plot.
+                warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
                 figure = plot(study).figure
             figure.set_size_inches(10, 6)
             figure.tight_layout()
@@ -197,3 +262,29 @@ def plot_study(study: optuna.Study) -> dict[str, Figure]:
             figure.text(0.02, 0.5, f"{name[:-4]}: {error}", fontsize=9, va="center")
         figures[name] = figure
     return figures
+
+
+def _plot_pareto_front(study: optuna.Study):
+    """Optuna's Pareto-front plot (validation accuracy against training seconds), with each
+    front trial's number and the preset's own recipe named."""
+    from optuna.visualization import matplotlib as plots
+
+    axes = plots.plot_pareto_front(
+        study,
+        targets=lambda trial: (trial.values[1], trial.values[0]),  # seconds across
+        target_names=["training seconds", "validation accuracy"],
+    )
+    front = {trial.number for trial in study.best_trials}
+    for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
+        label = "preset's recipe" if trial.user_attrs.get("preset_recipe") else ""
+        if trial.number in front:
+            label = f"{trial.number} {label}".strip()
+        if label:
+            axes.annotate(
+                label,
+                (trial.values[1], trial.values[0]),
+                fontsize=8,
+                textcoords="offset points",
+                xytext=(4, 4),
+            )
+    return axes

@@ -25,7 +25,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 summarise_study,
                 inputs=["tuning_study", "params:pretrain", "params:transfer", "params:tune"],
-                outputs=["tuning_trials", "tuning_best_params", "tuning_metrics"],
+                outputs=[
+                    "tuning_trials",
+                    "tuning_pareto_front",
+                    "tuning_best_params",
+                    "tuning_metrics",
+                ],
                 name="summarise_study",
             ),
             node(plot_study, inputs="tuning_study", outputs="tuning_plots", name="plot_study"),

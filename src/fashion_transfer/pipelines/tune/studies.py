@@ -19,6 +19,7 @@ import optuna
 import sqlalchemy
 from mlflow.entities import RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from optuna.trial import FrozenTrial
 
 from fashion_transfer.errors import (
     ParameterError,
@@ -29,7 +30,13 @@ from fashion_transfer.errors import (
 from fashion_transfer.framework import interrupt
 from fashion_transfer.framework.paths import in_project
 from fashion_transfer.mlflow.store import unreachable
-from fashion_transfer.params import TUNED_PRESET, SearchDimension, TuneParams, with_values
+from fashion_transfer.params import (
+    TUNED_PRESET,
+    SearchDimension,
+    TuneParams,
+    split_model_values,
+    with_values,
+)
 from fashion_transfer.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -143,10 +150,11 @@ def open_study(tune: TuneParams, preset: str) -> optuna.Study:
     """The study named for this stage and preset, created or resumed. Its sampler's seed is
     shifted by the trials it already holds, so that a resumed study draws new recipes."""
     name = tune.name_for(preset)
+    directions = ["maximize", "minimize"] if tune.two_objectives else ["maximize"]
     study = optuna.create_study(
         study_name=name,
         storage=storage(tune),
-        direction="maximize",
+        directions=directions,
         load_if_exists=True,
         pruner=_pruner(tune),
     )
@@ -160,6 +168,13 @@ def open_study(tune: TuneParams, preset: str) -> optuna.Study:
             f"{attrs['preset']!r}, not the {tune.stage} stage of {preset!r}. Name another "
             "study with --params tune.study_name=NAME, or tune what that study tunes."
         )
+    if len(study.directions) != len(directions):
+        held = "accuracy_and_seconds" if len(study.directions) == 2 else "accuracy"
+        raise StudyMismatchError(
+            f"The study {name!r} in {tune.storage} has the objective {held}, not "
+            f"{tune.objective}. Name another study with --params tune.study_name=NAME, or "
+            f"run it with tune.objective={held}."
+        )
     seed = None if tune.sampler_seed is None else tune.sampler_seed + len(study.trials)
     # constant_liar: parallel workers do not all draw next to the same running trial.
     study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
@@ -168,6 +183,8 @@ def open_study(tune: TuneParams, preset: str) -> optuna.Study:
 
 def _pruner(tune: TuneParams) -> optuna.pruners.BasePruner:
     settings = tune.pruner
+    if tune.two_objectives:  # Optuna prunes single-objective studies only
+        return optuna.pruners.NopPruner()
     if settings.type == "median":
         return optuna.pruners.MedianPruner(
             n_startup_trials=settings.n_startup_trials, n_warmup_steps=settings.n_warmup_steps
@@ -285,6 +302,20 @@ def run_study(study: optuna.Study, objective: Callable, tune: TuneParams) -> Non
         )
 
 
+def chosen_trial(study: optuna.Study, accuracy_tolerance: float = 0.0) -> FrozenTrial:
+    """The trial whose recipe a study keeps: its best for one objective; for accuracy and
+    seconds, the fastest trial of the Pareto front within `accuracy_tolerance` of the front's
+    best validation accuracy. ValueError if no trial is complete."""
+    if len(study.directions) == 1:
+        return study.best_trial
+    front = study.best_trials
+    if not front:
+        raise ValueError("the study has no complete trial yet")
+    top = max(trial.values[0] for trial in front)
+    within = [trial for trial in front if trial.values[0] >= top - accuracy_tolerance - 1e-12]
+    return min(within, key=lambda trial: (trial.values[1], -trial.values[0]))
+
+
 def worker_name() -> str:
     return f"{os.uname().nodename}:{os.getpid()}"
 
@@ -297,7 +328,7 @@ def best_recipe(tune: dict, presets: dict) -> dict:
     name = settings.name_for(BASE_OF_TUNED)
     try:
         study = optuna.load_study(study_name=name, storage=storage(settings))
-        best = study.best_trial
+        best = chosen_trial(study, settings.accuracy_tolerance)
     except (KeyError, ValueError) as error:
         missing = isinstance(error, KeyError)
         raise ParameterError(
@@ -310,13 +341,15 @@ def best_recipe(tune: dict, presets: dict) -> dict:
         ) from None
     stage = study.user_attrs["stage"]
     sections = {key: dict(value) for key, value in presets[BASE_OF_TUNED].items()}
-    sections[stage] = with_values(sections[stage], best.params)
+    model_values, recipe_values = split_model_values(best.params)
+    sections[stage] = with_values(sections[stage], recipe_values)
+    sections["model"] = {**sections["model"], **model_values}
     logger.info(
         "preset tuned: %s with the %s recipe of trial %d of study %r (validation accuracy %.4f)",
         BASE_OF_TUNED,
         stage,
         best.number,
         name,
-        best.value,
+        best.values[0],
     )
     return sections

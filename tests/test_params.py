@@ -62,7 +62,11 @@ def _error(section: str, change: dict) -> str:
         ("transfer", {"batch_size": 0}, "transfer.batch_size"),
         ("pretrain", {"optimizer": "adagrad"}, "'adam', 'adamw' or 'sgd'"),
         ("pretrain", {"epoch": 3}, "pretrain.epoch: Extra inputs are not permitted"),
-        ("model", {"architecture": "resnet"}, "valid: ['bn2', 'bn2_narrow', 'bn3', 'compact', 'seed']"),
+        (
+            "model",
+            {"architecture": "resnet"},
+            "valid: ['bn2', 'bn2_narrow', 'bn3', 'compact', 'seed']",
+        ),
         ("transfer", {"mirror_average": True}, "mirror_average needs training on mirrored"),
     ],
 )

@@ -26,7 +26,7 @@ from fashion_transfer.params import (
     with_values,
 )
 from fashion_transfer.pipelines.pretrain.nodes import pretrain
-from fashion_transfer.pipelines.transfer.nodes import transfer
+from fashion_transfer.pipelines.transfer.nodes import frozen_features, transfer
 from fashion_transfer.pipelines.tune import studies
 
 if TYPE_CHECKING:  # matplotlib is imported by the node that draws, as in evaluation/nodes.py
@@ -63,7 +63,9 @@ def tune_recipe(
     training_data = {k: v for k, v in stage_data.items() if not k.startswith("test_")}
     base = pretrain_params if tune.stage == "pretrain" else transfer_params
     schema = TrainingParams if tune.stage == "pretrain" else TransferParams
-    feature_cache: dict = {}  # the frozen blocks' output, computed once for all trials
+    feature_cache: dict = {}  # the frozen blocks' output, computed once for all trials,
+    if tune.stage == "transfer":  # before the first, so that no trial's seconds include it
+        feature_cache = frozen_features(pretrain_model, training_data, runtime)
     space = tune.search_space[tune.stage]
     if tune.two_objectives and not study.trials:
         current = {**base, "model": model_params}

@@ -35,7 +35,7 @@ COMMANDS = sorted({tuple(args) for args in _commands()})
 
 def test_the_readme_shows_the_commands_this_test_reads():
     with_params = [args for args in COMMANDS if "--params" in args]
-    assert len(with_params) >= 9, COMMANDS
+    assert len(with_params) >= 8, COMMANDS
     assert ("--pipeline", "tune") in [args[:2] for args in COMMANDS]
 
 

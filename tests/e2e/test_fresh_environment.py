@@ -1,7 +1,8 @@
-"""A registered version outside the project, in a fresh virtual environment: the README's
-"Run it anywhere" snippet with onnxruntime, numpy and Pillow only, then the model served by
-`mlflow models serve` from nothing but its own requirements.txt (no PyTorch, no project).
-The packages come from the package registry, pinned to the versions the model names."""
+"""A registered version outside the project, in a fresh virtual environment: the "Run it
+anywhere" snippet of docs/serving.md (the README points there) with onnxruntime, numpy and
+Pillow only, then the model served by `mlflow models serve` from nothing but its own
+requirements.txt (no PyTorch, no project). The packages come from the package registry,
+pinned to the versions the model names."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ from tests.e2e.helpers import kedro_env, store
 CHAMPION = "models:/fashion-mnist-transfer@champion"
 
 
-def _readme_snippet() -> str:
-    """The first Python block of the README's "Run it anywhere" section, as a user pastes it."""
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    section = readme.split("## Run it anywhere", 1)[1]
+def _manual_snippet() -> str:
+    """The first Python block of docs/serving.md's "Run it anywhere" section, as a user pastes
+    it."""
+    manual = (PROJECT_ROOT / "docs" / "serving.md").read_text()
+    section = manual.split("## Run it anywhere", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.DOTALL)[1]
 
 
@@ -68,7 +70,7 @@ def test_a_version_runs_and_serves_in_a_fresh_environment(model, tmp_path):
     work = tmp_path / "phone"
     (work / "artifacts").mkdir(parents=True)
     shutil.copy(folder / "artifacts" / "model.onnx", work / "artifacts")
-    (work / "classify.py").write_text(_readme_snippet())
+    (work / "classify.py").write_text(_manual_snippet())
     for path, class_name in zip(examples, expected["class_name"], strict=True):
         answer = subprocess.run(
             [str(venv / "bin" / "python"), "classify.py", str(path)],

@@ -359,6 +359,13 @@ def with_values(recipe: dict, values: dict) -> dict:
     return updated
 
 
+def value_at(sections: dict, key: str):
+    """What `with_values` would set: the value of a dotted key (`augmentation.crop_padding`,
+    `model.architecture`) in `sections`, None where there is no such section."""
+    section, _, sub = key.partition(".")
+    return (sections.get(section) or {}).get(sub) if sub else sections.get(section)
+
+
 class ProjectParams(_Strict):
     preset: str
     presets: dict[str, dict]

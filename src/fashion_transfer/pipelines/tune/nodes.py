@@ -23,6 +23,7 @@ from fashion_transfer.params import (
     TransferParams,
     TuneParams,
     split_model_values,
+    value_at,
     with_values,
 )
 from fashion_transfer.pipelines.pretrain.nodes import pretrain
@@ -69,7 +70,7 @@ def tune_recipe(
     space = tune.search_space[tune.stage]
     if tune.two_objectives and not study.trials:
         current = {**base, "model": model_params}
-        values = {key: _dotted(current, key) for key in space}
+        values = {key: value_at(current, key) for key in space}
         study.enqueue_trial(
             {key: value for key, value in values.items() if value is not None},
             user_attrs={"preset_recipe": True},
@@ -126,13 +127,6 @@ def tune_recipe(
             }
         )
     return study
-
-
-def _dotted(sections: dict, key: str):
-    """The value of a search-space key (`augmentation.crop_padding`, `model.architecture`)
-    in a recipe, None where the recipe has no such section."""
-    section, _, sub = key.partition(".")
-    return (sections.get(section) or {}).get(sub) if sub else sections.get(section)
 
 
 def summarise_study(

@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# MODEL=NAME serves another registered model's champion (default: the transfer model's);
+# MODEL=NAME serves another registered model's champion (default: the catalogue model's);
 # PORT=N moves viz, mlflow-ui, serve or app off its usual port.
 MODEL ?=
 PORT ?=
@@ -43,7 +43,7 @@ viz: $(STAMP)
 mlflow-ui: $(STAMP)
 	$(BIN)/python -m fashion_transfer.programs.mlflow_ui --port $(or $(PORT),5000)
 
-# The transfer model's champion (MODEL=NAME: another's) on http://127.0.0.1:5001, from the
+# The catalogue model's champion (MODEL=NAME: another's) on http://127.0.0.1:5001, from the
 # project's store or MLFLOW_TRACKING_URI.
 serve: $(STAMP)
 	$(BIN)/python -m fashion_transfer.programs.serve $(if $(MODEL),--model $(MODEL)) --port $(or $(PORT),5001)

@@ -3,8 +3,13 @@
 1. one training epoch of the project's loop (fashion_transfer.training.fit) against a plain
    PyTorch loop written below: same model, data, batch size and optimizer, each followed by
    the same validation pass; alternating runs, several repeats; the median throughput ratio;
-2. a full `kedro run` of a preset, split into start-up, data, each stage, evaluation and
-   tracking (MLflow logging and registration);
+2. a full `kedro run` of a preset in a scratch copy of the project, its wall time split by the
+   run's own timestamps (fashion_transfer/framework/timing.py) into start-up (imports, Kedro's
+   session, the hooks' checks), data, each stage, evaluation and tracking: the MLflow run's
+   start, the parameters kedro-mlflow logs before each node, the metrics, the ONNX export,
+   the registration, and the run's end (closing the run, the process's exit). The MLflow
+   store is made before the timed run, as any run after the first finds it (`--new-store`
+   times a first run's);
 3. the figures as JSON, and a table.
 
     python benchmarks/benchmark.py --preset default --output benchmarks/results-default.json
@@ -14,6 +19,12 @@ neither always runs first), with the ratio of their wall times and parts:
 
     python benchmarks/benchmark.py --skip-loop --rounds 1 --against "preset=default,..." \
         --output benchmarks/results-speed.json
+
+Two versions of the code side by side (`--against-project`: another checkout, e.g. a
+`git worktree` of the commit before a change), on a small slice to time the fixed costs:
+
+    python benchmarks/benchmark.py --skip-loop --rounds 3 --against-project ../before \
+        --params split.max_examples_per_stage=2000,pretrain.epochs=1 --output /tmp/fixed.json
 
 On a GPU machine, the default flow on CUDA (the loop comparison is a CPU one, so it is left
 out), printing each stage's time and every model's test accuracy:
@@ -169,34 +180,102 @@ def loop_benchmark(stage: dict, params, repeats: int) -> dict:
     }
 
 
-def run_benchmark(params: str, device: str) -> dict:
-    """A full `kedro run --params PARAMS` in a scratch copy of the project, timed by
-    fashion_transfer's TimingHooks; the data is copied in so the run does not download it."""
+# The parts of a run's wall time, in the table's order; the tracking parts are MLflow's.
+PARTS = (
+    "start-up",
+    "data",
+    "pretrain",
+    "transfer",
+    "scratch baseline",
+    "catalogue",
+    "evaluation",
+    "tracking: run start",
+    "tracking: parameters",
+    "tracking: metrics",
+    "tracking: ONNX export",
+    "tracking: registration",
+    "tracking: run end",
+)
+FIXED_PARTS = ("start-up", "data") + tuple(part for part in PARTS if part.startswith("tracking"))
+
+STORE_SCRIPT = """
+from fashion_transfer.framework.config import experiment_name
+from fashion_transfer.mlflow.store import artifact_location, prepare_store, tracking_uri
+prepare_store(tracking_uri(), experiment_name(), artifact_location())
+"""
+
+
+def node_groups() -> dict[str, set[str]]:
+    """Which nodes make each part of the run (the metric nodes are tracking: they log to
+    MLflow)."""
     from fashion_transfer.pipeline_registry import register_pipelines
 
     pipelines = register_pipelines()
-    groups = {
-        "data": {n.name for n in pipelines["split"].nodes},
+    data = {n.name for n in pipelines["split"].nodes}
+    metrics = {
+        "pretrain_epoch_metrics",
+        "transfer_epoch_metrics",
+        "catalogue_epoch_metrics",
+        "test_metric_values",
+    }
+    return {
+        "data": data,
         "pretrain": {"pretrain"},
         "transfer": {"transfer"},
         "scratch baseline": {"train_scratch_baseline"},
-        "evaluation": {n.name for n in pipelines["evaluation"].nodes}
-        - {n.name for n in pipelines["split"].nodes}
-        - {"test_metric_values"},
-        "tracking (metrics)": {
-            "pretrain_epoch_metrics",
-            "transfer_epoch_metrics",
-            "test_metric_values",
-        },
+        "catalogue": {"train_catalogue", "train_catalogue_scratch"},
+        "evaluation": {n.name for n in pipelines["evaluation"].nodes} - data - metrics,
+        "tracking: metrics": metrics,
     }
+
+
+def split_run(stamps: dict, started: float, finished: float, groups: dict) -> tuple[dict, dict]:
+    """The run's parts and each node's seconds, from framework/timing.py's stamps. Stamps of a
+    project from before those (`--against-project`: [name, start] per node, no spans) give
+    the same parts, with the MLflow parameters in the nodes and registration in the run end."""
+    nodes = [entry if len(entry) == 3 else [*entry, entry[1]] for entry in stamps["nodes"]]
+    pipeline_finished = stamps.get("pipeline_finished", stamps["last_saved"])
+    ends = [start for _, start, _ in nodes[1:]] + [pipeline_finished]
+    node_seconds = {name: end - done for (name, _, done), end in zip(nodes, ends, strict=True)}
+    spans: dict[str, float] = {}
+    for name, span_start, span_end in stamps.get("spans", []):
+        spans[name] = spans.get(name, 0.0) + span_end - span_start
+    run_started = stamps.get("run_started", stamps["pipeline_started"])
+    onnx = spans.get("onnx export", 0.0)
+    registration = spans.get("registration", 0.0)
+    parts = dict.fromkeys(PARTS, 0.0)
+    # Start-up: the process up to the pipeline's hooks, and Kedro's runner before the first node.
+    parts["start-up"] = stamps["pipeline_started"] - started + nodes[0][1] - run_started
+    for group, names in groups.items():
+        parts[group] = sum(seconds for name, seconds in node_seconds.items() if name in names)
+    parts["tracking: run start"] = run_started - stamps["pipeline_started"]
+    parts["tracking: parameters"] = sum(done - start for _, start, done in nodes)
+    parts["tracking: ONNX export"] = onnx
+    # The registration span holds the ONNX export where the registration marks it.
+    parts["tracking: registration"] = registration - onnx if registration else 0.0
+    parts["tracking: run end"] = finished - pipeline_finished - max(registration, onnx)
+    unassigned = set(node_seconds) - set().union(*groups.values())
+    if unassigned:
+        parts["other nodes"] = sum(node_seconds[name] for name in unassigned)
+    return parts, node_seconds
+
+
+def run_benchmark(
+    params: str, device: str, project: Path = PROJECT, new_store: bool = False
+) -> dict:
+    """A full `kedro run --params PARAMS` in a scratch copy of `project`, timed by its
+    framework/timing.py hooks; the data is copied in so the run does not download it. The
+    MLflow store is made before the timed run (as after any first run), and its making timed
+    apart, unless `new_store`."""
+    groups = node_groups()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         for part in ("conf", "src"):
             shutil.copytree(
-                PROJECT / part, root / part, ignore=shutil.ignore_patterns("local", "__pycache__")
+                project / part, root / part, ignore=shutil.ignore_patterns("local", "__pycache__")
             )
         (root / "conf" / "local").mkdir()
-        shutil.copy(PROJECT / "pyproject.toml", root)
+        shutil.copy(project / "pyproject.toml", root)
         shutil.copytree(PROJECT / "data" / "01_raw", root / "data" / "01_raw")
         stamps_file = root / "timings.json"
         env = {
@@ -204,9 +283,24 @@ def run_benchmark(params: str, device: str) -> dict:
             "FASHION_TRANSFER_TIMINGS": str(stamps_file),
             "KEDRO_DISABLE_TELEMETRY": "true",
             "MLFLOW_DISABLE_TELEMETRY": "true",
+            # The copy's code, not an installed or another checkout's fashion_transfer.
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(root / "src"), os.environ.get("PYTHONPATH")) if p
+            ),
         }
         for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
             env.pop(variable, None)
+        store_seconds = None
+        if not new_store:
+            started = time.time()
+            subprocess.run(
+                [sys.executable, "-c", STORE_SCRIPT],
+                cwd=root,
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            store_seconds = time.time() - started
         started = time.time()
         result = subprocess.run(
             [
@@ -228,23 +322,77 @@ def run_benchmark(params: str, device: str) -> dict:
         stamps = json.loads(stamps_file.read_text())
         metrics = json.loads((root / "data" / "08_reporting" / "metrics.json").read_text())
 
-    nodes = stamps["nodes"] + [["(end)", stamps["last_saved"]]]
-    node_seconds = {
-        name: end - start for (name, start), (_, end) in zip(nodes, nodes[1:], strict=False)
-    }
-    parts = {"start-up": stamps["pipeline_started"] - started}
-    for group, names in groups.items():
-        parts[group] = sum(s for n, s in node_seconds.items() if n in names)
-    parts["tracking (metrics)"] += finished - stamps["last_saved"]  # registry, run end, exit
+    parts, node_seconds = split_run(stamps, started, finished, groups)
     return {
         "params": params,
         "device": device,
+        "project": str(project),
         "wall_seconds": finished - started,
+        "fixed_seconds": sum(parts[part] for part in FIXED_PARTS),
+        "new_store_seconds": store_seconds,
         "parts_seconds": parts,
         "node_seconds": node_seconds,
         "val_accuracy": {name: section["val_accuracy"] for name, section in metrics.items()},
         "test_accuracy": {name: section["test_accuracy"] for name, section in metrics.items()},
+        "reports": {name: _report(section) for name, section in metrics.items()},
     }
+
+
+# What the README's second results table shows of each model (metrics.json's names).
+REPORTED = (
+    "photo_accuracy",
+    "photo_items_found",
+    "test_ece_uncalibrated",
+    "test_ece",
+    "test_recognised",
+    "ood",
+)
+
+
+def _report(section: dict) -> dict:
+    return {key: section[key] for key in REPORTED if key in section}
+
+
+def median_parts(runs: list[dict]) -> dict[str, float]:
+    return {
+        part: statistics.median(run["parts_seconds"].get(part, 0.0) for run in runs)
+        for part in runs[0]["parts_seconds"]
+    }
+
+
+def print_runs(figures: dict, rounds: int) -> None:
+    """One column per side (the median over the rounds), the ratio where there are two."""
+    sides = [which for which in ("against", "run") if which in figures]
+    runs = figures.get("rounds", {which: [figures[which]] for which in sides})
+    parts = {which: median_parts(runs[which]) for which in sides}
+    for which in sides:
+        run = figures[which]
+        print(f"\n{which}: kedro run --params {run['params']},runtime.device={run['device']}")
+        print(f"  code: {run['project']}")
+        for split in ("val", "test"):
+            accuracies = run[f"{split}_accuracy"].items()
+            print(f"  {split} accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in accuracies))
+    medians = "median of " + (f"{rounds} rounds" if rounds > 1 else "1 round")
+    print(f"\nseconds ({medians})" + "".join(f"{which:>12}" for which in sides), end="")
+    print(f"{'ratio':>9}" if len(sides) == 2 else "")
+    names = list(dict.fromkeys(name for which in sides for name in parts[which]))
+    rows = [(name, [parts[which].get(name, 0.0) for which in sides]) for name in names]
+    for label, key in (
+        ("fixed (start-up, data, tracking)", "fixed_seconds"),
+        ("wall", "wall_seconds"),
+    ):
+        rows.append(
+            (label, [statistics.median(run[key] for run in runs[which]) for which in sides])
+        )
+    for name, values in rows:
+        ratio = f"{values[1] / values[0]:9.3f}" if len(values) == 2 and values[0] > 0 else ""
+        print(f"  {name:<34}" + "".join(f"{v:12.1f}" for v in values) + ratio)
+    stores = [run["new_store_seconds"] for run in runs[sides[-1]]]
+    if stores[0] is not None:
+        print(
+            f"  (not in the runs: making the new MLflow store before each, "
+            f"{statistics.median(stores):.1f} s; --new-store times it inside the run)"
+        )
 
 
 def main() -> None:
@@ -261,7 +409,19 @@ def main() -> None:
         help="a second run's full --params (e.g. another recipe), timed beside the first",
     )
     parser.add_argument(
+        "--against-project",
+        type=Path,
+        default=None,
+        help="the second run runs that checkout's code (conf/ and src/), e.g. the code before "
+        "a change; its --params are --against, else the first run's",
+    )
+    parser.add_argument(
         "--rounds", type=int, default=1, help="with --against: runs of each, alternating"
+    )
+    parser.add_argument(
+        "--new-store",
+        action="store_true",
+        help="each run makes its MLflow store itself, timed in its start-up (as a first run)",
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="default: PyTorch's")
@@ -276,7 +436,6 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
 
-    stage, params = load_stage_data(args.preset)
     figures = {
         "machine": {
             "processor": platform.processor() or platform.machine(),
@@ -291,24 +450,32 @@ def main() -> None:
         },
     }
     if not args.skip_loop:
+        stage, params = load_stage_data(args.preset)
         figures["loop"] = loop_benchmark(stage, params, args.repeats)
     params = ",".join(p for p in (f"preset={args.preset}", args.params) if p)
-    if not args.skip_run and args.against is None:
-        figures["run"] = run_benchmark(params, args.device)
-    if not args.skip_run and args.against is not None:
+    against = args.against if args.against is not None else None
+    if args.against_project is not None and against is None:
+        against = params
+    if not args.skip_run and against is None:
+        figures["run"] = run_benchmark(params, args.device, new_store=args.new_store)
+    if not args.skip_run and against is not None:
+        sides = {
+            "run": (params, PROJECT),
+            "against": (against, (args.against_project or PROJECT).resolve()),
+        }
         runs: dict[str, list[dict]] = {"run": [], "against": []}
         for round_ in range(args.rounds):  # against first in even rounds, last in odd ones
             order = ("against", "run") if round_ % 2 == 0 else ("run", "against")
             for which in order:
-                runs[which].append(
-                    run_benchmark(params if which == "run" else args.against, args.device)
-                )
+                side_params, project = sides[which]
+                runs[which].append(run_benchmark(side_params, args.device, project, args.new_store))
         figures["run"], figures["against"] = runs["run"][0], runs["against"][0]
         figures["rounds"] = runs
-        figures["wall_time_ratio"] = statistics.median(
-            ours["wall_seconds"] / theirs["wall_seconds"]
-            for ours, theirs in zip(runs["run"], runs["against"], strict=True)
-        )
+        for key in ("wall", "fixed"):
+            figures[f"{key}_time_ratio"] = statistics.median(
+                ours[f"{key}_seconds"] / theirs[f"{key}_seconds"]
+                for ours, theirs in zip(runs["run"], runs["against"], strict=True)
+            )
     args.output.write_text(json.dumps(figures, indent=2))
 
     if "loop" in figures:
@@ -320,23 +487,12 @@ def main() -> None:
         print(f"  project loop  {statistics.median(loop['project_epoch_seconds']):7.1f} s (median)")
         print(f"  plain PyTorch {statistics.median(loop['plain_epoch_seconds']):7.1f} s (median)")
         print(f"  throughput ratio project/plain: {loop['median_throughput_ratio']:.3f}")
-    for which in ("against", "run"):
-        if which not in figures:
-            continue
-        run = figures[which]
-        print(
-            f"\nkedro run --params {run['params']},runtime.device={args.device}: "
-            f"{run['wall_seconds']:.0f} s wall"
-        )
-        for part, seconds in run["parts_seconds"].items():
-            print(f"  {part:<20} {seconds:7.1f} s")
-        for split in ("val", "test"):
-            accuracies = run[f"{split}_accuracy"].items()
-            print(f"  {split} accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in accuracies))
+    if "run" in figures:
+        print_runs(figures, args.rounds)
     if "wall_time_ratio" in figures:
         print(
-            f"\nwall time ratio (--params {params}) / (--params {args.against}): "
-            f"{figures['wall_time_ratio']:.3f}, median of {args.rounds} round(s)"
+            f"\nrun / against, median of the per-round ratios: wall "
+            f"{figures['wall_time_ratio']:.3f}, fixed parts {figures['fixed_time_ratio']:.3f}"
         )
     print(f"\nFigures written to {args.output}")
 

@@ -1,11 +1,13 @@
 """Bounded load test of the served model, on 127.0.0.1 only.
 
-Starts `mlflow models serve` for the transfer champion on a free local port (or uses --url),
+Starts `make serve`'s server for the transfer champion on a free local port (or uses --url),
 sends --requests requests from --clients concurrent clients, mixing good batches of real test
 images (pixel arrays and PNG pictures) with bad requests (wrong shape, NaN, out-of-range
 values, an empty batch, invalid JSON, a wrong content type, a file that is not a picture, text
-that is not base64), then stops the server and reports throughput, p50/p99 latency and the
-answers by status. Exits 1 if any answer was a 5xx.
+that is not base64) and hostile pictures (tests/picture_fuzzing.py: headers announcing huge
+or zero sizes, huge palettes and frame counts, a 50 MB text chunk, loops of TIFF pages, the
+inputs the fuzzer found, mutants), then stops the server and reports throughput, p50/p99
+latency and the answers by status. Exits 1 if any answer was a 5xx or none came.
 
     python benchmarks/load_test.py --requests 5000 --clients 8 --output benchmarks/load-test.json
 
@@ -37,6 +39,11 @@ from fashion_transfer.programs.processes import (
 )
 
 PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))  # tests/picture_fuzzing.py, beside the installed package
+HOSTILE = (
+    "header-", "huge-", "bits-0", "ifd-loop", "exif-9", "exif-65535", "bad-icc", "frames",
+    "nan",
+)  # fmt: skip
 
 
 def _pictures(images) -> bytes:
@@ -47,8 +54,27 @@ def _pictures(images) -> bytes:
     for image in images:
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, "PNG")
-        encoded.append([base64.b64encode(buffer.getvalue()).decode()])
-    return json.dumps({"dataframe_split": {"columns": ["image"], "data": encoded}}).encode()
+        encoded.append(buffer.getvalue())
+    return _encoded(encoded)
+
+
+def _encoded(pictures: list[bytes]) -> bytes:
+    data = [[base64.b64encode(picture).decode()] for picture in pictures]
+    return json.dumps({"dataframe_split": {"columns": ["image"], "data": data}}).encode()
+
+
+def hostile_pictures() -> list[bytes]:
+    """Crafted pictures of the fuzzing corpus that decode small (its 49 MP bombs are left to
+    the fuzz tests: each takes seconds), the inputs the fuzzer found, 20 mutants."""
+    from tests.picture_fuzzing import mutant, seed_corpus
+
+    corpus = seed_corpus()
+    chosen = [data for name, data in corpus.items() if any(mark in name for mark in HOSTILE)]
+    found = PROJECT / "tests" / "fixtures" / "pictures-found-by-fuzzing"
+    chosen += [path.read_bytes() for path in sorted(found.iterdir())]
+    mutants = (mutant(0, index) for index in range(200))
+    chosen += [data for name, data in mutants if "49mp" not in name][:20]
+    return chosen
 
 
 def request_mix() -> list[tuple[str, bytes, str]]:
@@ -79,6 +105,10 @@ def request_mix() -> list[tuple[str, bytes, str]]:
         ("not a picture", json.dumps(unreadable).encode(), "application/json"),
         ("not base64", json.dumps({"inputs": {"image": ["%%%"]}}).encode(), "application/json"),
     ]
+    hostile = [
+        ("hostile picture", _encoded([data]), "application/json") for data in hostile_pictures()
+    ]
+    bad = bad * max(1, len(hostile) // len(bad)) + hostile  # as many ordinary bad as hostile
     return good * (len(bad) * 4 // len(good)) + bad
 
 

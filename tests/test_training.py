@@ -104,19 +104,6 @@ def test_auto_device_is_cuda_then_apples_gpu_then_the_cpu(monkeypatch, has_cuda,
         assert training.resolve_precision("auto", device) == "float32"
 
 
-def test_augmentation_keeps_shape_and_changes_images_per_sample():
-    from fashion_transfer.params import AugmentationParams
-
-    images = training.images_to_tensor(np.full((64, 28, 28), 200, np.uint8))
-    images[:, :, 10:18, 4:8] = 1.0
-    config = AugmentationParams(crop_padding=2, horizontal_flip=True, erasing_probability=1.0)
-    out = training.augment(images, config, torch.Generator().manual_seed(0))
-    assert out.shape == images.shape
-    distinct = {tuple(image.flatten().tolist()) for image in out}
-    assert len(distinct) > 32  # parameters are drawn per image, not once per batch
-    assert (out == 0).any(dim=(1, 2, 3)).all()  # erasing or the shift's zero padding
-
-
 def test_train_loss_is_the_plain_cross_entropy_beside_the_smoothed_objective(stage_data):
     config = CONFIG.model_copy(update={"label_smoothing": 0.2, "epochs": 2})
     _, history = _fit(stage_data[0], config)
@@ -164,3 +151,63 @@ def test_the_seed_parameter_sets_the_initial_weights_too(stage_data):
     first, again, other = run(3), run(3), run(4)
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+class _Weight:
+    """Stands for a weight on a device this machine may not have."""
+
+    def __init__(self, device: str, floating: bool = True):
+        self.device = torch.device(device)
+        self.floating = floating
+
+    def is_floating_point(self) -> bool:
+        return self.floating
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+@pytest.mark.parametrize(
+    ("weights", "fused"),
+    [
+        ([_Weight("cuda:0"), _Weight("cuda:0")], True),
+        ([_Weight("cpu")], False),
+        ([_Weight("mps")], False),
+        ([_Weight("cuda:0"), _Weight("cuda:1")], False),  # fused needs one device
+        ([_Weight("cuda:0"), _Weight("cuda:0", floating=False)], False),
+    ],
+)
+def test_adam_steps_fused_on_a_cuda_gpu_only(monkeypatch, optimizer, weights, fused):
+    made = {}
+
+    def record(params, **options):
+        made.update(options, params=params)
+
+    monkeypatch.setattr(torch.optim, "Adam", record)
+    monkeypatch.setattr(torch.optim, "AdamW", record)
+    config = CONFIG.model_copy(update={"optimizer": optimizer})
+    training.make_optimizer(iter(weights), config)
+    assert made.get("fused", False) is fused
+    assert made["params"] == weights and made["lr"] == config.learning_rate
+
+
+def test_the_cpu_optimizers_are_the_default_ones_and_step():
+    model = torch.nn.Linear(3, 2)
+    for name in ("adam", "adamw", "sgd"):
+        optimizer = training.make_optimizer(
+            model.parameters(), CONFIG.model_copy(update={"optimizer": name})
+        )
+        assert not optimizer.defaults.get("fused")
+        model(torch.ones(1, 3)).sum().backward()
+        optimizer.step()
+
+
+def test_the_warm_up_is_a_cuda_gpus_only(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.cuda, "init", lambda: calls.append("init"))
+    for device in ("cpu", "mps"):
+        training.prepare_device(torch.device(device))
+    assert calls == [] and torch.backends.cudnn.benchmark is False
+    # On a GPU: cuDNN's algorithm search on, the context and libraries set up once, now.
+    monkeypatch.setattr(training, "_warm_libraries", lambda device: calls.append(str(device)))
+    training.prepare_device(torch.device("cuda:0"))
+    assert calls == ["init", "cuda:0"] and torch.backends.cudnn.benchmark is True

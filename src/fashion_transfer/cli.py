@@ -1,17 +1,19 @@
 """Project CLI: Kedro's own `kedro run` (`--pipeline` kept as a name for `--pipelines`),
 but problems with the user's input (data files, saved models, parameters) end in their
 one-paragraph message instead of a traceback (anything else is a bug and keeps its
-traceback), and Ctrl-C or SIGTERM marks the MLflow run KILLED."""
+traceback), and Ctrl-C or SIGTERM marks the MLflow run KILLED.
+
+MLflow is not imported here: the `kedro` command loads this module at every start (`kedro
+--help` too), and a run that has not imported MLflow has no MLflow run or error to handle."""
 
 from __future__ import annotations
 
 import errno
+import sys
 
 import click
-import mlflow
 from kedro.framework.cli.project import run as kedro_run
 from kedro.io import DatasetError
-from mlflow.entities import RunStatus
 from omegaconf.errors import InterpolationResolutionError
 
 from fashion_transfer import errors
@@ -48,10 +50,10 @@ class RunWithClearErrors(click.Command):
         except USER_ERRORS as error:  # Kedro wraps a dataset's MLflow failure in one
             if lost := _server_lost(error):
                 raise click.ClickException(lost) from None
-            _end_runs(RunStatus.FAILED)
+            _end_runs("FAILED")
             raise click.ClickException(_disk_full(error) or _message(error)) from None
         except KeyboardInterrupt:
-            _end_runs(RunStatus.KILLED)
+            _end_runs("KILLED")
             raise click.ClickException(
                 "Interrupted. The MLflow run is marked KILLED and registered nothing; files "
                 "saved before the interruption are intact. Run again to start over."
@@ -59,7 +61,7 @@ class RunWithClearErrors(click.Command):
         except Exception as error:
             if lost := _server_lost(error):
                 raise click.ClickException(lost) from None
-            _end_runs(RunStatus.FAILED)
+            _end_runs("FAILED")
             if isinstance(error, ValueError) and str(error).startswith(
                 "Failed to find the pipeline named"
             ):
@@ -74,11 +76,15 @@ class RunWithClearErrors(click.Command):
 def _server_lost(error: BaseException) -> str | None:
     """The message for a run whose tracking server stopped answering while it ran (MLflow's
     retries already cut to seconds, mlflow/store.py), however deep it was wrapped."""
+    if "mlflow" not in sys.modules:  # no MLflow call was made: none failed
+        return None
+    import mlflow
+
     cause = error
     while cause is not None:
         if isinstance(cause, mlflow.exceptions.MlflowException) and unreachable(cause):
             try:
-                _end_runs(RunStatus.FAILED)
+                _end_runs("FAILED")
             except Exception:  # the server is still gone: the run stays open there
                 pass
             return (
@@ -107,12 +113,17 @@ def _disk_full(error: BaseException) -> str | None:
     return None
 
 
-def _end_runs(status: int) -> None:
-    """End the MLflow runs still open: a failure after the pipeline (while registering) or
-    an interruption is not seen by kedro-mlflow's error hook, and MLflow's exit handler would
-    mark the run FINISHED. kedro-mlflow may have the run on the stack more than once."""
+def _end_runs(status: str) -> None:
+    """End the MLflow runs still open with `status` (FAILED, KILLED): a failure after the
+    pipeline (while registering) or an interruption is not seen by kedro-mlflow's error hook,
+    and MLflow's exit handler would mark the run FINISHED. kedro-mlflow may have the run on
+    the stack more than once."""
+    if "mlflow" not in sys.modules:  # MLflow not imported: no run was started
+        return
+    import mlflow
+
     while mlflow.active_run() is not None:
-        mlflow.end_run(RunStatus.to_string(status))
+        mlflow.end_run(status)
 
 
 @click.group(name="fashion-transfer")

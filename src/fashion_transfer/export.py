@@ -3,7 +3,10 @@ that the graph computes what PyTorch computes.
 
 The graph takes `images`, a (N, 28, 28) float32 batch in [0, 1] (N dynamic), and returns
 `probabilities`, (N, classes); its metadata holds the class names and their Fashion-MNIST
-labels, in output order (fashion_transfer.served_model reads them)."""
+labels, in output order (fashion_transfer.served_model reads them). A served classifier's
+graph (model.ServedClassifier) returns calibrated probabilities and two more outputs,
+`ood_score` (N,) and `recognised` (N,) booleans, the score at or under the threshold; its
+metadata names the score and gives the threshold and the temperature."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import torch
 from torch import nn
 
 from fashion_transfer.fashion_mnist import IMAGE_SIZE
-from fashion_transfer.model import ImageClassifier
+from fashion_transfer.model import ImageClassifier, ServedClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +29,9 @@ OPSET = 20
 # for every image whose two most likely classes are further apart than TIE.
 TOLERANCE = 1e-5
 TIE = 1e-4
+# The out-of-distribution score within this share of PyTorch's (float32 sums of hundreds of
+# products), and the same decision for every image further than that from the threshold.
+SCORE_TOLERANCE = 1e-4
 
 
 class _Probabilities(nn.Module):
@@ -39,12 +45,35 @@ class _Probabilities(nn.Module):
         return torch.softmax(self.model(images.unsqueeze(1)), dim=1)
 
 
-def to_onnx(model: ImageClassifier, class_names: list[str], source_classes: list[int]) -> bytes:
+class _Recognised(nn.Module):
+    """A served classifier: (N, 28, 28) images in; calibrated probabilities, the
+    out-of-distribution score and whether it is at or under the threshold out."""
+
+    def __init__(self, model: ServedClassifier):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor):
+        logits, score = self.model.recognise(images.unsqueeze(1))
+        return torch.softmax(logits, dim=1), score, score <= self.model.recogniser.threshold
+
+
+def _as_served(model: ImageClassifier | ServedClassifier) -> nn.Module:
+    model = model.cpu().eval()
+    wrapped = _Recognised(model) if isinstance(model, ServedClassifier) else _Probabilities(model)
+    return wrapped.eval()
+
+
+def to_onnx(
+    model: ImageClassifier | ServedClassifier, class_names: list[str], source_classes: list[int]
+) -> bytes:
     """The serialised ONNX graph of `model` in eval mode (its mirror average included)."""
     import onnx
 
-    wrapped = _Probabilities(model.cpu().eval()).eval()
+    wrapped = _as_served(model)
+    served = isinstance(model, ServedClassifier)
     example = torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE)
+    outputs = ["probabilities", *(["ood_score", "recognised"] if served else [])]
     program = torch.onnx.export(
         wrapped,
         (example,),
@@ -52,7 +81,7 @@ def to_onnx(model: ImageClassifier, class_names: list[str], source_classes: list
         opset_version=OPSET,
         external_data=False,
         input_names=["images"],
-        output_names=["probabilities"],
+        output_names=outputs,
         dynamic_shapes=({0: torch.export.Dim("batch")},),
         verbose=False,
     )
@@ -61,6 +90,12 @@ def to_onnx(model: ImageClassifier, class_names: list[str], source_classes: list
         "class_names": json.dumps(list(class_names)),
         "source_classes": json.dumps([int(label) for label in source_classes]),
     }
+    if served:
+        metadata |= {
+            "ood_score": model.recogniser.score,
+            "ood_threshold": repr(float(model.recogniser.threshold)),
+            "temperature": repr(float(model.temperature)),
+        }
     onnx.helper.set_model_props(proto, metadata)
     return proto.SerializeToString()
 
@@ -70,32 +105,67 @@ class Parity:
     images: int
     max_difference: float  # largest |ONNX - PyTorch| over every probability
     disagreements: int  # images off a tie whose class differs
+    score_difference: float = 0.0  # largest relative |ONNX - PyTorch| of the score
+    recognition_disagreements: int = 0  # images off the threshold recognised differently
 
     @property
     def holds(self) -> bool:
-        return self.max_difference <= TOLERANCE and self.disagreements == 0
+        return (
+            self.max_difference <= TOLERANCE
+            and self.disagreements == 0
+            and self.score_difference <= SCORE_TOLERANCE
+            and self.recognition_disagreements == 0
+        )
 
     def describe(self) -> str:
         return (
             f"on {self.images} validation images the ONNX graph's probabilities are within "
             f"{self.max_difference:.1e} of PyTorch's (allowed {TOLERANCE:.0e}) and "
-            f"{self.disagreements} images off a tie change class"
+            f"{self.disagreements} images off a tie change class; its out-of-distribution "
+            f"scores are within {self.score_difference:.1e} (relative, allowed "
+            f"{SCORE_TOLERANCE:.0e}) and {self.recognition_disagreements} images off the "
+            "threshold change whether they are recognised"
         )
 
 
-def check_parity(graph: bytes, model: ImageClassifier, images: np.ndarray) -> Parity:
+def check_parity(
+    graph: bytes, model: ImageClassifier | ServedClassifier, images: np.ndarray
+) -> Parity:
     """Compare the graph (ONNX Runtime) with `model` (PyTorch, float32, CPU) on uint8 images."""
     batch = images.astype(np.float32) / np.float32(255.0)
     session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
-    served = np.concatenate([session.run(None, {"images": chunk})[0] for chunk in _chunks(batch)])
-    wrapped = _Probabilities(model.cpu().eval()).eval()
+    served = [session.run(None, {"images": chunk}) for chunk in _chunks(batch)]
+    wrapped = _as_served(model)
     with torch.inference_mode():
-        reference = torch.cat([wrapped(chunk) for chunk in torch.from_numpy(batch).split(2048)])
-    reference = reference.numpy()
-    top_two = np.sort(reference, axis=1)[:, -2:]
+        reference = [wrapped(chunk) for chunk in torch.from_numpy(batch).split(2048)]
+    if isinstance(reference[0], torch.Tensor):
+        reference = [(chunk,) for chunk in reference]
+    probabilities = np.concatenate([outputs[0] for outputs in served])
+    expected = torch.cat([outputs[0] for outputs in reference]).numpy()
+    top_two = np.sort(expected, axis=1)[:, -2:]
     clear = (top_two[:, 1] - top_two[:, 0]) > TIE
-    disagreements = int((served.argmax(1) != reference.argmax(1))[clear].sum())
-    return Parity(len(batch), float(np.abs(served - reference).max()), disagreements)
+    disagreements = int((probabilities.argmax(1) != expected.argmax(1))[clear].sum())
+    parity = {
+        "images": len(batch),
+        "max_difference": float(np.abs(probabilities - expected).max()),
+        "disagreements": disagreements,
+    }
+    if isinstance(model, ServedClassifier):
+        scores = np.concatenate([outputs[1] for outputs in served])
+        expected_scores = torch.cat([outputs[1] for outputs in reference]).numpy()
+        scale = np.maximum(np.abs(expected_scores), 1.0)
+        threshold = float(model.recogniser.threshold)
+        off_threshold = np.abs(expected_scores - threshold) > SCORE_TOLERANCE * max(
+            abs(threshold), 1
+        )
+        recognised = np.concatenate([outputs[2] for outputs in served])
+        parity |= {
+            "score_difference": float((np.abs(scores - expected_scores) / scale).max()),
+            "recognition_disagreements": int(
+                (recognised != (expected_scores <= threshold))[off_threshold].sum()
+            ),
+        }
+    return Parity(**parity)
 
 
 def _chunks(batch: np.ndarray, size: int = 1024) -> list[np.ndarray]:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from fashion_transfer.fashion_mnist import IMAGE_SIZE
+from fashion_transfer.recognition import Recogniser
 
 # Fashion-MNIST training-set pixel statistics (on the 0-1 scale); the model normalises its own
 # input, so callers (training, serving) only have to pass images scaled to [0, 1].
@@ -112,6 +113,21 @@ class FashionCNN(nn.Module):
             logits = (logits + self.head(self.features(standardise(images.flip(-1))))) / 2
         return logits
 
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """The backbone's features: the last convolutional block's output averaged over its
+        positions (one value per channel), the mean over the image and its mirror image where
+        the model averages the two: what the out-of-distribution score measures
+        (recognition.py)."""
+        blocks = self.features[:-1]  # the last module is the Flatten
+        pooled = blocks(standardise(images)).mean(dim=(2, 3))
+        if self.mirror_average and not self.training:
+            pooled = (pooled + blocks(standardise(images.flip(-1))).mean(dim=(2, 3))) / 2
+        return pooled
+
+    @property
+    def embedding_size(self) -> int:
+        return ARCHITECTURES[self.architecture].conv_blocks[-1][-1]
+
     def config(self) -> dict:
         """What it takes to rebuild this model around a saved state dict."""
         return {
@@ -177,12 +193,54 @@ class ProbabilityEnsemble(nn.Module):
     def config(self) -> dict:
         return {"members": [member.config() for member in self.members]}
 
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """The members' penultimate features side by side."""
+        return torch.cat([member.embed(images) for member in self.members], dim=1)
+
+    @property
+    def embedding_size(self) -> int:
+        return sum(member.embedding_size for member in self.members)
+
 
 ImageClassifier = FashionCNN | ProbabilityEnsemble
 
 
-def build_model(config: dict) -> ImageClassifier:
+class ServedClassifier(nn.Module):
+    """A classifier as it is served: its logits divided by the temperature fitted on its
+    validation split (calibration.py), so that softmax gives probabilities that mean what
+    they say; and its out-of-distribution score with the threshold above which a picture is
+    not recognised as any of its classes (recognition.py)."""
+
+    def __init__(self, classifier: ImageClassifier, score: str = "msp"):
+        super().__init__()
+        self.classifier = classifier
+        self.num_classes = classifier.num_classes
+        self.register_buffer("temperature", torch.tensor(1.0))
+        self.recogniser = Recogniser(score, classifier.num_classes, classifier.embedding_size)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The calibrated logits."""
+        return self.classifier(images) / self.temperature
+
+    def recognise(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The calibrated logits and the out-of-distribution score of each image."""
+        logits = self(images)
+        features = (
+            self.classifier.embed(images)
+            if self.recogniser.class_means.shape[1]
+            else logits[:, :0]  # scores of the logits alone need no features
+        )
+        return logits, self.recogniser(logits, features)
+
+    def config(self) -> dict:
+        return {"served": {"classifier": self.classifier.config(), **self.recogniser.config()}}
+
+
+def build_model(config: dict) -> ImageClassifier | ServedClassifier:
     """The untrained model that a saved `config()` describes, ready for its state dict."""
+    if "served" in config:
+        served = config["served"]
+        return ServedClassifier(build_model(served["classifier"]), served["score"])
     if "members" in config:
         return ProbabilityEnsemble([FashionCNN(**member) for member in config["members"]])
     return FashionCNN(**config)

@@ -70,11 +70,56 @@ class ModelParams(_Strict):
         return name
 
 
+def _a_range(low: float, high: float):
+    """A [low, high] pair of a photo variation, each within the given bounds."""
+
+    def check(pair: tuple[float, float]) -> tuple[float, float]:
+        first, second = pair
+        if not low <= first <= second <= high:
+            raise ValueError(f"[{first}, {second}] must be a range within [{low}, {high}]")
+        return pair
+
+    return check
+
+
 class AugmentationParams(_Strict):
+    """Random changes to each training image (fashion_transfer/augmentation.py). Besides
+    shifts, mirror flips and erasing, the photo distortions teach a model what converting a
+    photo leaves behind: each image, with `photo_probability`, is rotated, scaled and moved,
+    its levels changed (contrast and gamma), given a faint residual background, blurred and
+    noised, each by a random amount up to its strength (0 or [1, 1]: none)."""
+
     crop_padding: int = Field(default=2, ge=0, le=8)
     horizontal_flip: bool = True
     erasing_probability: float = Field(default=0.0, ge=0, le=1)
     erasing_max_side: int = Field(default=10, ge=3, le=28)
+    photo_probability: float = Field(default=0.0, ge=0, le=1)
+    rotation: float = Field(default=0.0, ge=0, le=45)  # degrees, either way
+    scale: tuple[float, float] = (1.0, 1.0)  # the item's size, relative
+    translate: float = Field(default=0.0, ge=0, le=0.3)  # a share of the side, each way
+    contrast: tuple[float, float] = (1.0, 1.0)  # the brightest level, relative
+    gamma: tuple[float, float] = (1.0, 1.0)
+    background: float = Field(default=0.0, ge=0, le=0.5)  # residual background, 0-1 scale
+    blur: float = Field(default=0.0, ge=0, le=3)  # the largest Gaussian sigma, pixels
+    noise: float = Field(default=0.0, ge=0, le=0.3)  # the largest noise deviation, 0-1 scale
+
+    _scale = field_validator("scale")(_a_range(0.3, 2.0))
+    _contrast = field_validator("contrast")(_a_range(0.1, 1.0))
+    _gamma = field_validator("gamma")(_a_range(0.2, 5.0))
+
+    @property
+    def photo(self) -> bool:
+        """Whether any photo distortion is on."""
+        return self.photo_probability > 0 and (
+            self.rotation > 0
+            or self.scale != (1.0, 1.0)
+            or self.translate > 0
+            or self.contrast != (1.0, 1.0)
+            or self.gamma != (1.0, 1.0)
+            or self.background > 0
+            or self.blur > 0
+            or self.noise > 0
+        )
 
 
 class TrainingParams(_Strict):
@@ -121,10 +166,51 @@ class FitAnalysisParams(_Strict):
     trend_epochs: int = Field(ge=2)
 
 
+class PhotoParams(_Strict):
+    """How the photo test set is rendered (fashion_transfer/photos.py): each variation a
+    phone brings, with its strength; 0 switches one off."""
+
+    per_class: PositiveInt | None = 200  # test images of each class (seeded); null: all
+    seed: int = 0
+    frame_long_side: int = Field(default=320, ge=64, le=4096)  # pixels
+    frame_aspect: tuple[float, float] = (1.0, 1.5)  # long side / short side
+    item_size: tuple[float, float] = (0.25, 0.9)  # the item's side / the frame's short side
+    rotation: float = Field(default=15.0, ge=0, le=45)  # degrees, either way
+    perspective: float = Field(default=0.06, ge=0, le=0.2)  # corner shift / item side
+    background_brightness: tuple[float, float] = (0.55, 1.0)  # 0-1
+    dark_background_probability: float = Field(default=0.15, ge=0, le=1)
+    gradient: float = Field(default=0.4, ge=0, le=1)  # light change across the frame
+    tint: float = Field(default=0.12, ge=0, le=0.5)  # colour cast, per channel
+    texture: float = Field(default=0.04, ge=0, le=0.3)  # blotches on the background
+    item_colour: float = Field(default=0.45, ge=0, le=1)  # item / background, per channel
+    noise: float = Field(default=0.02, ge=0, le=0.2)  # sensor noise, std on 0-1
+    blur: float = Field(default=1.5, ge=0, le=10)  # largest Gaussian blur radius, pixels
+    jpeg_quality: tuple[int, int] = (50, 95)
+
+    _aspect = field_validator("frame_aspect")(_a_range(1.0, 4.0))
+    _size = field_validator("item_size")(_a_range(0.05, 1.0))
+    _brightness = field_validator("background_brightness")(_a_range(0.0, 1.0))
+    _quality = field_validator("jpeg_quality")(_a_range(1, 100))
+
+
+class RecognitionParams(_Strict):
+    """Whether a picture is one of a model's classes (fashion_transfer/recognition.py)."""
+
+    score: Literal[
+        "msp", "max_logit", "energy", "mahalanobis", "relative_mahalanobis", "energy_mahalanobis"
+    ] = "energy_mahalanobis"
+    accept: float = Field(default=0.95, gt=0.5, lt=1)  # of the validation images
+    synthetic_per_kind: PositiveInt = 200  # synthetic non-garments of each kind, measured
+    seed: int = 0
+
+
 class EvaluationParams(_Strict):
     fit_analysis: FitAnalysisParams
     misclassified_examples: PositiveInt = 36
     ensemble: bool = True
+    photos: PhotoParams = PhotoParams()
+    photo_examples: PositiveInt = 24  # photos in the report's grid, per model
+    recognition: RecognitionParams = RecognitionParams()
 
 
 class RuntimeParams(_Strict):
@@ -157,7 +243,7 @@ class RuntimeParams(_Strict):
 class RegistryParams(_Strict):
     register_models: bool
     alias: str = Field(min_length=1)
-    model_names: dict[Literal["pretrain", "transfer", "ensemble"], str]
+    model_names: dict[Literal["pretrain", "transfer", "ensemble", "catalogue"], str]
 
     # MLflow's own rules, checked before anything runs instead of after training.
     @field_validator("alias")
@@ -373,6 +459,7 @@ class ProjectParams(_Strict):
     model: ModelParams
     pretrain: TrainingParams
     transfer: TransferParams
+    catalogue: TransferParams
     evaluation: EvaluationParams
     runtime: RuntimeParams
     registry: RegistryParams

@@ -6,6 +6,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from fashion_transfer.pipelines import (
+    catalogue,
     evaluation,
     ingestion,
     label_efficiency,
@@ -26,6 +27,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     stages = {
         "pretrain": pretrain.create_pipeline(),
         "transfer": transfer.create_pipeline(),
+        "catalogue": catalogue.create_pipeline(),
         "evaluation": evaluation.create_pipeline(),
     }
     pipelines = {

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from fashion_transfer.augmentation import augment
 from fashion_transfer.errors import TrainingDivergedError
-from fashion_transfer.params import AugmentationParams, TrainingParams
+from fashion_transfer.params import TrainingParams
 from fashion_transfer.progress import training_bar
 from fashion_transfer.served_model.contract import unit_scale
 
@@ -60,7 +61,17 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, torch.bfloat16, enabled=precision == "bfloat16")
 
 
+# Devices where Adam and AdamW step with PyTorch's fused kernel (one kernel for all the
+# weights instead of a few per tensor): on a GPU the step is launch-bound without it (it was
+# 59% of an H200's time in a pretraining epoch). On the CPU the default step is kept: the
+# fused one was not faster for the `bn2` network here (docs/benchmarks.md).
+FUSED_OPTIMIZER_DEVICES = frozenset({"cuda"})
+
+
 def make_optimizer(params, config: TrainingParams) -> torch.optim.Optimizer:
+    """The recipe's optimizer for `params` (tensors already on the training device), with
+    the fused step where that device has one that pays."""
+    params = list(params)
     if config.optimizer == "sgd":
         return torch.optim.SGD(
             params,
@@ -70,7 +81,42 @@ def make_optimizer(params, config: TrainingParams) -> torch.optim.Optimizer:
             weight_decay=config.weight_decay,
         )
     optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
-    return optimizer_class(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    fused = {"fused": True} if _fused_fits(params) else {}
+    return optimizer_class(
+        params, lr=config.learning_rate, weight_decay=config.weight_decay, **fused
+    )
+
+
+def _fused_fits(params: list) -> bool:
+    """All the weights on one device where the fused step pays, in a floating-point type."""
+    devices = {p.device for p in params}
+    return (
+        len(devices) == 1
+        and next(iter(devices)).type in FUSED_OPTIMIZER_DEVICES
+        and all(p.is_floating_point() for p in params)
+    )
+
+
+def prepare_device(device: torch.device) -> None:
+    """Once per run, before the first stage. On a CUDA GPU: cuDNN searches for the fastest
+    convolution algorithms for each input shape it meets first (kept for the whole process,
+    so a shape met again in a later stage costs nothing more), and the CUDA context, cuBLAS
+    and cuDNN are set up now, in the run's start-up, not inside the first stage's first
+    epoch. Nothing to do on the CPU or Apple's GPU."""
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = True
+    torch.cuda.init()
+    _warm_libraries(device)
+
+
+def _warm_libraries(device: torch.device) -> None:
+    """A small convolution and matrix product on the device: cuDNN's and cuBLAS's handles."""
+    with torch.no_grad():
+        images = torch.zeros(1, 1, 8, 8, device=device)
+        nn.functional.conv2d(images, torch.zeros(1, 1, 3, 3, device=device))
+        images.flatten(1) @ torch.zeros(64, 1, device=device)
+    torch.cuda.synchronize(device)
 
 
 def make_scheduler(optimizer, config: TrainingParams, steps: int):
@@ -82,42 +128,6 @@ def make_scheduler(optimizer, config: TrainingParams, steps: int):
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     return None
-
-
-def augment(images: torch.Tensor, config: AugmentationParams, generator) -> torch.Tensor:
-    """Per-image random shift (a random crop of the zero-padded image), horizontal flip and
-    erasing of one rectangle, vectorised over the batch. torchvision's v2 transforms draw one
-    set of parameters per call, so per-image variety from them would need a Python loop
-    over the batch, which here costs about a third of an epoch."""
-    n, _, height, width = images.shape
-    rand = lambda *size: torch.rand(*size, generator=generator).to(images.device)  # noqa: E731
-    if config.crop_padding:
-        pad = config.crop_padding
-        padded = nn.functional.pad(images, (pad, pad, pad, pad))
-        rows = (rand(n) * (2 * pad + 1)).long()[:, None] + torch.arange(
-            height, device=images.device
-        )
-        cols = (rand(n) * (2 * pad + 1)).long()[:, None] + torch.arange(width, device=images.device)
-        index = torch.arange(n, device=images.device)[:, None, None]
-        images = padded[index, 0, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
-    if config.horizontal_flip:
-        flip = rand(n) < 0.5
-        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-    if config.erasing_probability:
-        side = (rand(2, n) * (config.erasing_max_side - 2) + 2).long()  # 2..max side pixels
-        top = (rand(n) * (height - side[0])).long()
-        left = (rand(n) * (width - side[1])).long()
-        ys = torch.arange(height, device=images.device)[None, :, None]
-        xs = torch.arange(width, device=images.device)[None, None, :]
-        box = (
-            (ys >= top[:, None, None])
-            & (ys < (top + side[0])[:, None, None])
-            & (xs >= left[:, None, None])
-            & (xs < (left + side[1])[:, None, None])
-            & (rand(n) < config.erasing_probability)[:, None, None]
-        )
-        images = images.masked_fill(box[:, None], 0.0)
-    return images
 
 
 EpochCallback = Callable[[dict], None]
@@ -141,8 +151,10 @@ def fit(
     `on_epoch_end` sees each epoch's history row; it may stop training by raising (tuning
     prunes hopeless trials that way)."""
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     target = resolve_device(device)
+    # The shuffles and the augmentation draw on the training device: no copy from the host
+    # each step on a GPU (on the CPU the numbers are the same as a default generator's).
+    generator = torch.Generator(device=target).manual_seed(config.seed)
     precision = resolve_precision(precision, target)
     # Channels-last convolutions run about 1.5 times faster with oneDNN on the CPU.
     model.to(target, memory_format=torch.channels_last)
@@ -237,7 +249,10 @@ def _train_one_epoch(
 def epoch_order(count: int, size: int, generator: torch.Generator) -> torch.Tensor:
     """The order of one epoch's `size` training images out of `count`: a shuffle of all of
     them, followed by further shuffles where an epoch is longer than the split."""
-    shuffles = [torch.randperm(count, generator=generator) for _ in range(-(-size // count))]
+    shuffles = [
+        torch.randperm(count, generator=generator, device=generator.device)
+        for _ in range(-(-size // count))
+    ]
     return torch.cat(shuffles)[:size]
 
 
@@ -257,9 +272,11 @@ def evaluate(
 
 
 def encode(
-    module: nn.Module, images, device: str = "auto", precision: str = "float32"
+    module: nn.Module, images, device: str = "auto", precision: str = "float32", call=None
 ) -> torch.Tensor:
-    """`module`'s float32 output (on the CPU) for a batch of uint8 images or input tensors."""
+    """`module`'s float32 output (on the CPU) for a batch of uint8 images or input tensors;
+    `call(module, batch)` instead of `module(batch)` where given (its first output if it
+    gives several)."""
     target = resolve_device(device)
     precision = resolve_precision(precision, target)
     # Channels-last convolutions, as in training: about 1.5 times faster on the CPU. The
@@ -270,9 +287,27 @@ def encode(
     with torch.inference_mode():
         for batch in as_input(images).split(2048):
             with autocast(target, precision):
-                outputs.append(module(batch.to(target)).float().cpu())
+                output = call(module, batch.to(target)) if call else module(batch.to(target))
+            outputs.append(output.float().cpu())
     module.to("cpu", memory_format=torch.contiguous_format)
     return torch.cat(outputs)
+
+
+def embed(model: nn.Module, images, device: str = "auto") -> np.ndarray:
+    """The penultimate features (model.embed) of uint8 images, float32 as served."""
+    return encode(model, images, device, call=lambda m, batch: m.embed(batch)).numpy()
+
+
+def recognise(served: nn.Module, images, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """A served classifier's calibrated class probabilities and out-of-distribution scores
+    for uint8 images, float32 as served."""
+    both = encode(served, images, device, call=_probabilities_and_score).numpy()
+    return both[:, :-1], both[:, -1]
+
+
+def _probabilities_and_score(served: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    logits, score = served.recognise(batch)
+    return torch.cat([torch.softmax(logits, dim=1), score[:, None]], dim=1)
 
 
 def predict_proba(model: nn.Module, images: np.ndarray, device: str = "auto") -> np.ndarray:

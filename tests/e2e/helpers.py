@@ -19,9 +19,11 @@ import mlflow
 
 from tests.conftest import PROJECT_ROOT
 
+# Few photos and synthetic non-garments in the evaluation's reports, for every test run.
+FEW_REPORT_IMAGES = "evaluation.photos.per_class=10,evaluation.recognition.synthetic_per_kind=20"
 SMALL_SLICE = (
     "split.max_examples_per_stage=1500,pretrain.epochs=2,transfer.epochs=2,"
-    "transfer.fine_tune_epochs=1"
+    f"transfer.fine_tune_epochs=1,catalogue.epochs=1,catalogue.fine_tune_epochs=1,{FEW_REPORT_IMAGES}"
 )
 # Tuning trials of one or two head epochs and at most one fine-tuning epoch.
 QUICK_TUNE = (
@@ -30,7 +32,12 @@ QUICK_TUNE = (
 )
 CHROMIUM = shutil.which("chromium")
 SCREENSHOTS = PROJECT_ROOT / "test-screenshots"  # of pages whose checks failed
-MODELS = ("fashion-mnist-pretrain", "fashion-mnist-transfer", "fashion-mnist-ensemble")
+MODELS = (
+    "fashion-mnist-catalogue",
+    "fashion-mnist-pretrain",
+    "fashion-mnist-transfer",
+    "fashion-mnist-ensemble",
+)
 EXPERIMENT = "fashion-mnist-transfer"
 
 

@@ -1,8 +1,9 @@
 """A registered version outside the project, in a fresh virtual environment: the "Run it
-anywhere" snippet of docs/serving.md (the README points there) with onnxruntime, numpy and
-Pillow only, then the model served by `mlflow models serve` from nothing but its own
-requirements.txt (no PyTorch, no project). The packages come from the package registry,
-pinned to the versions the model names."""
+anywhere" snippet of docs/serving.md (the README points there) with onnxruntime, numpy,
+Pillow and OpenCV only, seeing the same pixels of a photo as the project's conversion; then
+the model served by `mlflow models serve` from nothing but its own requirements.txt (no
+PyTorch, no project). The packages come from the package registry, pinned to the versions
+the model names."""
 
 from __future__ import annotations
 
@@ -18,12 +19,22 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from PIL import Image
 
+from fashion_transfer.photos import render_photos
 from fashion_transfer.programs.processes import free_port, start_server, stop_server, wait_until_up
+from fashion_transfer.served_model.pictures import open_picture, to_model_image
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.helpers import kedro_env, store
 
-CHAMPION = "models:/fashion-mnist-transfer@champion"
+CHAMPION = "models:/fashion-mnist-catalogue@champion"
+# What the model's own conversion sees of a picture, printed as JSON, in the fresh environment.
+SEEN = """import json, sys
+sys.path.insert(0, "model/code")
+from served_model.pictures import open_picture, to_model_image
+with open(sys.argv[1], "rb") as file:
+    print(json.dumps(to_model_image(open_picture(file.read())).tolist()))
+"""
 
 
 def _manual_snippet() -> str:
@@ -65,11 +76,13 @@ def test_a_version_runs_and_serves_in_a_fresh_environment(model, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
 
-    # 1. onnxruntime, numpy and Pillow only: the README's snippet on each example picture.
-    _pip(venv, pins["onnxruntime"], pins["numpy"], pins["pillow"])
+    # 1. onnxruntime, numpy, Pillow and OpenCV only: the manual's snippet on each example
+    # picture, with the model folder as `mlflow artifacts download` gives it.
+    _pip(
+        venv, *(pins[name] for name in ("onnxruntime", "numpy", "pillow", "opencv-python-headless"))
+    )
     work = tmp_path / "phone"
-    (work / "artifacts").mkdir(parents=True)
-    shutil.copy(folder / "artifacts" / "model.onnx", work / "artifacts")
+    shutil.copytree(folder, work / "model")
     (work / "classify.py").write_text(_manual_snippet())
     for path, class_name in zip(examples, expected["class_name"], strict=True):
         answer = subprocess.run(
@@ -77,6 +90,15 @@ def test_a_version_runs_and_serves_in_a_fresh_environment(model, tmp_path):
             cwd=work, capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
         assert answer.stdout.strip().rsplit(" ", 1)[0] == class_name, answer
+    # The snippet's conversion sees the very pixels of a photo that the project's does.
+    photo = work / "photo.jpg"
+    item = np.asarray(Image.open(examples[0]))
+    photo.write_bytes(render_photos(item[None], {"seed": 3})[0])
+    seen = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", SEEN, str(photo)],
+        cwd=work, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert json.loads(seen.stdout) == to_model_image(open_picture(photo.read_bytes())).tolist()
 
     # 2. The model's own requirements: `mlflow models serve`, pictures and pixels over HTTP.
     _pip(venv, "-r", str(folder / "requirements.txt"))
@@ -103,8 +125,6 @@ def test_a_version_runs_and_serves_in_a_fresh_environment(model, tmp_path):
         np.testing.assert_allclose(
             [row["confidence"] for row in served], expected["confidence"], atol=1e-6
         )
-        from PIL import Image
-
         pixels = [np.asarray(Image.open(path)).tolist() for path in examples]
         assert [row["class_name"] for row in _post(url, {"inputs": pixels})] == list(
             expected["class_name"]

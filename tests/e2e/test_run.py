@@ -25,6 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fashion_transfer.calibration import expected_calibration_error
 from fashion_transfer.datasets import TorchModelDataset
 from fashion_transfer.datasets.idx_dataset import OFFICIAL_MIRROR
 from fashion_transfer.programs.processes import (
@@ -34,11 +35,11 @@ from fashion_transfer.programs.processes import (
     stop_server,
     wait_until_up,
 )
-from fashion_transfer.served_model.pictures import to_model_image
 from fashion_transfer.training import resolve_device, resolve_precision
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.helpers import (
     EXPERIMENT,
+    FEW_REPORT_IMAGES,
     MODELS,
     SMALL_SLICE,
     assert_user_error,
@@ -97,20 +98,23 @@ def test_an_unknown_pipeline_is_one_paragraph_with_kedros_suggestion(project):
 def test_full_run_writes_sane_reports(first_run):
     reporting = first_run.data / "08_reporting"
     metrics = json.loads((reporting / "metrics.json").read_text())
-    assert list(metrics) == ["pretrain", "transfer", "scratch", "ensemble"]
+    assert list(metrics) == ["pretrain", "transfer", "scratch", "ensemble", "catalogue"]
     predictions = pickle.loads(
         (first_run.data / "07_model_output" / "test_predictions.pkl").read_bytes()
     )
     for name, section in metrics.items():
-        assert section["test_examples"] == 1500
+        size, classes = (3000, 10) if name == "catalogue" else (1500, 5)
+        assert section["test_examples"] == size
         # Each figure is what the saved test predictions say, counted here by hand; and
-        # two epochs on the slice are well above chance (20%).
+        # a few epochs on the slice are well above chance (20%, 10%).
         truth, guess = predictions[name]["y_true"], predictions[name]["y_pred"]
-        assert len(truth) == 1500
+        assert len(truth) == size
         np.testing.assert_array_equal(guess, predictions[name]["probabilities"].argmax(axis=1))
         assert section["test_accuracy"] == pytest.approx((truth == guess).mean())
-        recall = [(guess[truth == c] == c).mean() for c in range(5)]
-        precision = [(truth[guess == c] == c).mean() if (guess == c).any() else 0 for c in range(5)]
+        recall = [(guess[truth == c] == c).mean() for c in range(classes)]
+        precision = [
+            (truth[guess == c] == c).mean() if (guess == c).any() else 0 for c in range(classes)
+        ]
         f1 = [2 * p * r / (p + r) if p + r else 0 for p, r in zip(precision, recall, strict=True)]
         assert section["macro_recall"] == pytest.approx(np.mean(recall))
         assert section["macro_precision"] == pytest.approx(np.mean(precision))
@@ -121,16 +125,61 @@ def test_full_run_writes_sane_reports(first_run):
             ("misclassified", "png"),
             ("confusion_matrices", "csv"),
             ("classification_reports", "csv"),
+            ("photos", "png"),
+            ("reliability", "png"),
+            ("recognition", "png"),
         ]
+        # Calibration and recognition, recounted from the saved predictions.
+        p = predictions[name]
+        assert section["test_ece"] == pytest.approx(
+            expected_calibration_error(p["probabilities"], truth)
+        )
+        assert section["test_ece_uncalibrated"] == pytest.approx(
+            expected_calibration_error(p["uncalibrated_probabilities"], truth)
+        )
+        assert section["test_recognised"] == pytest.approx(
+            (p["ood_scores"] <= section["ood_threshold"]).mean()
+        )
+        expected_sets = {"digits", "synthetic"}
+        if name != "catalogue":
+            expected_sets.add("transfer classes" if name == "pretrain" else "pretrain classes")
+        assert set(section["ood"]) == expected_sets
+        assert all(0 <= figures["auroc"] <= 1 for figures in section["ood"].values())
+        # The photo test set: 10 photos of each class of its stage (the SMALL_SLICE).
+        assert section["photo_examples"] == 10 * classes
+        assert 0 <= section["photo_accuracy"] <= 1
         if name == "ensemble":  # built, not trained: no history, no fit verdict, no curve
             assert "fit_verdict" not in section
             assert not (reporting / "learning_curves" / "ensemble.png").exists()
         else:
             assert section["fit_verdict"] in {"good fit", "overfitting", "underfitting"}
-            assert section["best_epoch"] in ((1, 2) if name == "pretrain" else (1, 2, 3))
+            epochs = {"pretrain": (1, 2), "catalogue": (1, 2)}.get(name, (1, 2, 3))
+            assert section["best_epoch"] in epochs
             folders.append(("learning_curves", "png"))
         for folder, suffix in folders:
             assert (reporting / folder / f"{name}.{suffix}").stat().st_size > 0, (folder, name)
+        # The confusion matrix and the classification report, counted again here from the
+        # saved predictions (rows: true class, columns: predicted).
+        names = predictions[name]["class_names"]
+        counted = np.zeros((len(names), len(names)), np.int64)
+        np.add.at(counted, (truth, guess), 1)
+        matrix = pd.read_csv(reporting / "confusion_matrices" / f"{name}.csv")
+        assert list(matrix.columns) == ["true \\ predicted", *names]
+        assert list(matrix["true \\ predicted"]) == names
+        np.testing.assert_array_equal(matrix[names].to_numpy(), counted)
+        report = pd.read_csv(reporting / "classification_reports" / f"{name}.csv")
+        report = report.set_index("class")
+        for c, class_name in enumerate(names):
+            row = report.loc[class_name]
+            assert row["support"] == counted[c].sum() == (truth == c).sum()
+            assert row["recall"] == pytest.approx(recall[c])
+            assert row["precision"] == pytest.approx(precision[c])
+            assert row["f1-score"] == pytest.approx(f1[c])
+        assert report.loc["macro avg", "f1-score"] == pytest.approx(section["macro_f1"])
+        for folder, suffix in folders:
+            if suffix == "png":  # a whole picture, not just some bytes
+                with Image.open(reporting / folder / f"{name}.png") as plot:
+                    plot.verify()
     assert set(json.loads((reporting / "fit_analysis.json").read_text())) == set(metrics) - {
         "ensemble"
     }
@@ -138,6 +187,12 @@ def test_full_run_writes_sane_reports(first_run):
     models = first_run.data / "06_models"
     assert TorchModelDataset(filepath=str(models / "pretrain.pt")).load().num_classes == 5
     assert TorchModelDataset(filepath=str(models / "transfer.pt")).load().num_classes == 5
+    assert TorchModelDataset(filepath=str(models / "catalogue.pt")).load().num_classes == 10
+    served = TorchModelDataset(filepath=str(models / "served.pt")).load()
+    assert list(served) == list(metrics)
+    assert float(served["catalogue"].temperature) == pytest.approx(
+        metrics["catalogue"]["temperature"]
+    )
     assert list(TorchModelDataset(filepath=str(models / "baselines.pt")).load()) == ["scratch"]
     ensemble = TorchModelDataset(filepath=str(models / "ensemble.pt")).load()["ensemble"]
     assert len(ensemble.members) == 2 and ensemble.num_classes == 5
@@ -175,6 +230,11 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_tags(project, first_run):
         assert logged[f"{model}/test_accuracy"] == pytest.approx(section["test_accuracy"])
         for key in ("macro_precision", "macro_recall", "macro_f1"):
             assert logged[f"{model}/test_{key}"] == pytest.approx(section[key])
+        for key in ("photo_accuracy", "test_ece", "test_ece_uncalibrated", "temperature"):
+            assert logged[f"{model}/{key}"] == pytest.approx(section[key])
+        for set_name, figures in section["ood"].items():
+            assert logged[f"{model}/ood_auroc/{set_name}"] == pytest.approx(figures["auroc"])
+            assert logged[f"{model}/ood_accepted/{set_name}"] == pytest.approx(figures["accepted"])
     assert run.data.metrics["pretrain/test_precision/T-shirt or top"] == pytest.approx(
         metrics["pretrain"]["per_class"]["T-shirt/top"]["precision"]
     )
@@ -193,6 +253,10 @@ def test_mlflow_run_holds_params_metrics_artifacts_and_tags(project, first_run):
         "reports/learning_curves",
         "reports/misclassified",
         "reports/classification_reports",
+        "reports/calibration.json",
+        "reports/photos",
+        "reports/reliability",
+        "reports/recognition",
     } <= reports
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "reports/misclassified")}
     assert "reports/misclassified/transfer.png" in plots
@@ -210,12 +274,13 @@ def test_without_a_source_variable_the_run_names_the_official_mirror(project, fi
 
 def test_models_registered_with_champion_and_the_rule_holds_across_runs(project, first_run):
     client = client_of(project)
+    # What holds the alias now: other tests may have registered versions since the first run.
+    champions = {name: client.get_model_version_by_alias(name, "champion") for name in MODELS}
     first = first_run.result.runs[0]
     first_versions = versions_of(project, first)
     assert set(first_versions) == set(MODELS)
     for name, version in first_versions.items():
-        champion = client.get_model_version_by_alias(name, "champion")
-        assert champion.version == version.version  # the first version of each model
+        assert str(version.version) == "1"  # the first version of each model, promoted at once
         assert first.data.tags[f"{name.split('-')[-1]}.promoted"] == "true"
 
     second = kedro(
@@ -226,11 +291,23 @@ def test_models_registered_with_champion_and_the_rule_holds_across_runs(project,
     )
     assert second.returncode == 0, second.output[-3000:]
     run = second.runs[0]
-    for name, version in versions_of(project, run).items():
+    registered = versions_of(project, run)
+    # No scratch baseline, so no ensemble: the other two, each compared with the champion of
+    # before the run (on the same classes and validation split, the same slice's).
+    assert set(registered) == {
+        "fashion-mnist-catalogue",
+        "fashion-mnist-pretrain",
+        "fashion-mnist-transfer",
+    }
+    assert run.data.tags["ensemble.registered_model"] == "skipped: not built in this run"
+    for name, version in registered.items():
         stage = name.split("-")[-1]
-        earlier = first_versions[name]
+        earlier = champions[name]
+        same_question = all(
+            version.tags[key] == earlier.tags[key] for key in ("classes", "validation_split")
+        )
         accuracy = float(version.tags["val_accuracy"])
-        better = accuracy > float(earlier.tags["val_accuracy"])
+        better = same_question and accuracy > float(earlier.tags["val_accuracy"])
         expected = version.version if better else earlier.version
         assert client.get_model_version_by_alias(name, "champion").version == expected
         assert run.data.tags[f"{stage}.promoted"] == str(better).lower()
@@ -294,7 +371,8 @@ def _model_files(project: Path) -> dict[str, bytes]:
         (
             signal.SIGTERM,
             "registering",
-            "pretrain.epochs=1,transfer.epochs=1,transfer.fine_tune_epochs=0",
+            "pretrain.epochs=1,transfer.epochs=1,transfer.fine_tune_epochs=0,"
+            "transfer.scratch_baseline=false,catalogue.fine_tune_epochs=0",
             "of model 'fashion-mnist-pretrain'.",  # MLflow's "Created version N of model ..."
         ),
     ],
@@ -337,7 +415,9 @@ def test_interrupted_run_is_killed_registers_nothing_and_keeps_models_whole(
     for name, content in now.items():
         if content != saved[name]:
             assert name == "pretrain.pt" or moment == "registering"
-            assert TorchModelDataset(filepath=str(project / "data/06_models" / name)).load()
+            # A partial file does not load; a whole one may hold an empty dict (no baselines).
+            model = TorchModelDataset(filepath=str(project / "data/06_models" / name)).load()
+            assert model is not None
 
 
 def _champions(project: Path) -> dict[str, str | None]:
@@ -405,40 +485,54 @@ def test_a_corrupt_pretrained_model_gets_a_safe_fix_and_is_left_for_the_user(pro
 @pytest.fixture
 def champion_classifier(project, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store(project))
-    return mlflow.pyfunc.load_model("models:/fashion-mnist-transfer@champion")
+    return mlflow.pyfunc.load_model("models:/fashion-mnist-catalogue@champion")
 
 
 def test_predict_pipeline_classifies_a_folder_and_records_why_files_were_skipped(
     project, first_run, tmp_path, champion_classifier
 ):
-    data = pickle.loads((project / "data" / "05_model_input" / "transfer_data.pkl").read_bytes())
+    data = pickle.loads((project / "data" / "05_model_input" / "catalogue_data.pkl").read_bytes())
     folder = tmp_path / "photos"
     folder.mkdir()
-    grey = data["test_images"][0]
+    # The test image the champion is surest of, as the 28x28 picture it is, and as a colour
+    # photo three times larger, the item dark on white: a conversion must give it back.
+    answers = champion_classifier.predict(data["test_images"][:100].astype(np.float32) / 255)
+    grey = data["test_images"][int(answers["confidence"].idxmax())]
+    expected = champion_classifier.predict(grey[None].astype(np.float32) / 255).iloc[0]
     Image.fromarray(grey).save(folder / "grey.png")
-    # The same item as a larger colour photo on a white background.
-    photo = Image.fromarray(255 - grey).resize((84, 60)).convert("RGB")
-    photo.save(folder / "colour.jpg", quality=95)
+    photo = Image.fromarray(255 - grey).resize((84, 84), Image.Resampling.NEAREST)
+    photo.convert("RGB").save(folder / "colour.jpg", quality=95)
     (folder / "notes.txt").write_text("not an image")
     whole = (folder / "grey.png").read_bytes()
     (folder / "broken.png").write_bytes(whole[: len(whole) // 2])  # cut inside its pixel data
+    # A 24 KB PNG announcing 20,000 x 10,000 pixels (issue 30: it ended the run, and the
+    # good pictures' answers with it).
+    bomb = Image.new("1", (20_000, 10_000))
+    bomb.save(folder / "bomb.png", optimize=True)
 
     result = kedro(project, "run", "--pipeline", "predict", "--params", f"predict_images={folder}")
     assert result.returncode == 0, result.output[-3000:]
+    assert "Traceback" not in result.output and "DecompressionBomb" not in result.output
     table = pd.read_csv(project / "data" / "07_model_output" / "image_predictions.csv")
     rows = table.set_index("file")
-    assert sorted(rows.index) == ["broken.png", "colour.jpg", "grey.png", "notes.txt"]
+    assert sorted(rows.index) == ["bomb.png", "broken.png", "colour.jpg", "grey.png", "notes.txt"]
     assert rows.loc["notes.txt", "error"].startswith("skipped: not a picture in a known format")
     assert rows.loc["broken.png", "error"].startswith("skipped: its pixel data is damaged")
-    assert rows.loc[["broken.png", "notes.txt"], "class_name"].isna().all()
-    # Each picture gets what the champion, loaded here, says of the same converted image.
-    for name in ("grey.png", "colour.jpg"):
-        image = to_model_image(Image.open(folder / name))[None].astype(np.float32) / 255
-        expected = champion_classifier.predict(image).iloc[0]
-        assert pd.isna(rows.loc[name, "error"])
-        assert rows.loc[name, "class_name"] == expected["class_name"]
-        assert rows.loc[name, "label"] == expected["label"]
-        assert rows.loc[name, "confidence"] == pytest.approx(expected["confidence"], abs=1e-6)
+    assert rows.loc["bomb.png", "error"] == (
+        "skipped: the size its header announces is over the 50 megapixels taken; scale it "
+        "down first"
+    )
+    assert rows.loc[["bomb.png", "broken.png", "notes.txt"], "class_name"].isna().all()
+    # The 28x28 picture gets what the champion, loaded here, says of its pixels; the photo,
+    # converted, the same class.
+    assert rows.loc[["grey.png", "colour.jpg"], "error"].isna().all()
+    assert rows.loc["grey.png", "class_name"] == expected["class_name"]
+    assert rows.loc["grey.png", "label"] == expected["label"]
+    assert rows.loc["grey.png", "confidence"] == pytest.approx(expected["confidence"], abs=1e-6)
+    assert rows.loc["grey.png", "recognised"] == expected["recognised"]
+    assert rows.loc["grey.png", "ood_score"] == pytest.approx(expected["ood_score"], rel=1e-5)
+    assert rows.loc["colour.jpg", "class_name"] == expected["class_name"]
+    assert rows.loc["colour.jpg", "label"] == expected["label"]
 
     # The same folder through the ensemble's champion: the same files, its own confidences.
     result = kedro(
@@ -547,7 +641,7 @@ def test_concurrent_runs_on_one_tracking_store_each_keep_their_own_data_and_the_
     # comparable to the last digit.
     base = (
         "transfer.fine_tune_epochs=0,transfer.scratch_baseline=false,runtime.num_threads=1,"
-        "runtime.device=cpu"
+        f"runtime.device=cpu,catalogue.epochs=1,catalogue.fine_tune_epochs=0,{FEW_REPORT_IMAGES}"
     )
     own_params = {
         "a": "split.max_examples_per_stage=600,pretrain.epochs=1,transfer.epochs=1",
@@ -616,7 +710,7 @@ def test_concurrent_runs_on_one_tracking_store_each_keep_their_own_data_and_the_
         run.data.tags["ensemble.registered_model"] == "skipped: not built in this run"
         for run in runs
     )
-    for name in MODELS[:2]:
+    for name in ("fashion-mnist-pretrain", "fashion-mnist-transfer"):
         versions = client.search_model_versions(f"name='{name}'")
         assert len(versions) == 3 and {v.run_id for v in versions} == {
             run.info.run_id for run in runs
@@ -661,7 +755,7 @@ def _post(url: str, body: bytes, content_type: str | None = "application/json", 
 
 
 def test_served_champion_classifies_real_images_and_rejects_bad_requests(
-    project, first_run, tmp_path, champion_classifier
+    project, first_run, tmp_path, monkeypatch
 ):
     port = free_port()
     env = {**kedro_env(), "MLFLOW_TRACKING_URI": store(project)}
@@ -678,11 +772,15 @@ def test_served_champion_classifies_real_images_and_rejects_bad_requests(
         status, body = _post(f"{url}/invocations", json.dumps({"inputs": images.tolist()}).encode())
         assert status == 200
         served = pd.DataFrame(body["predictions"])
-        assert list(served.columns) == ["label", "class_name", "confidence", *data["class_names"]]
+        fixed = ["label", "class_name", "confidence", "recognised", "ood_score"]
+        assert list(served.columns) == [*fixed, *data["class_names"]]
+        assert served["recognised"].dtype == bool and np.isfinite(served["ood_score"]).all()
         assert len(served) == 64
         np.testing.assert_allclose(served[data["class_names"]].sum(axis=1), 1, rtol=1e-5)
         # The server answers what the registered model answers in this process.
-        expected = champion_classifier.predict(images.astype(np.float32))
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", store(project))
+        champion = mlflow.pyfunc.load_model("models:/fashion-mnist-transfer@champion")
+        expected = champion.predict(images.astype(np.float32))
         assert list(served["label"]) == list(expected["label"])
         assert list(served["class_name"]) == list(expected["class_name"])
         np.testing.assert_allclose(served["confidence"], expected["confidence"], atol=1e-6)

@@ -28,7 +28,7 @@ def test_serving_without_the_model_says_what_to_do(tmp_path, store):
     if store == "empty":  # before the first run
         uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
         expected = f"Error: the MLflow registry at {uri} has no "
-        expected += "models:/fashion-mnist-transfer@champion ("
+        expected += "models:/fashion-mnist-catalogue@champion ("
         fix = "make run"
     else:
         uri = f"http://127.0.0.1:{free_port()}"

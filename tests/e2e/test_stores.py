@@ -53,17 +53,35 @@ def test_a_damaged_study_database_is_one_paragraph_and_is_left_as_it_is(project,
     assert database.read_bytes() == DAMAGED
 
 
-def test_checkouts_sharing_a_sqlite_store_keep_artifacts_beside_it(tmp_path):
+def test_checkouts_sharing_a_sqlite_store_keep_artifacts_beside_it(first_run, tmp_path):
+    """One checkout scores the small run's test predictions, logging the confusion matrices to
+    a store that another checkout shares; the first is then deleted, and the second reads
+    them."""
     shared = tmp_path / "shared"
     env = {**kedro_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{shared / 'mlflow.db'}"}
     first = copy_project(tmp_path / "first")
-    result = kedro(first, "run", "--pipeline", "ingestion", env=env)
+    shutil.copytree(first_run.data / "07_model_output", first / "data" / "07_model_output")
+    result = kedro(
+        first, "run", "--pipeline", "evaluation", "--nodes", "compute_test_metrics", env=env
+    )
     assert result.returncode == 0, result.output[-3000:]
+    written = (first / "data" / "08_reporting" / "confusion_matrices" / "transfer.csv").read_text()
     client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name(EXPERIMENT)
-    # Not inside the checkout that created the experiment: deleting it breaks nobody's models.
+    (run,) = client.search_runs([experiment.experiment_id])
+    # Not inside the checkout that created the experiment: deleting it breaks nobody's files.
     assert experiment.artifact_location == (shared / "artifacts").as_uri()
     shutil.rmtree(first)
+
+    second = copy_project(tmp_path / "second")
+    read = subprocess.run(
+        [sys.executable, "-c", "import sys, mlflow; print(open(mlflow.artifacts.download_artifacts("
+         "run_id=sys.argv[1], artifact_path=sys.argv[2])).read(), end='')",
+         run.info.run_id, "reports/confusion_matrices/transfer.csv"],
+        env=env, cwd=second, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert read.returncode == 0, read.stderr[-3000:]
+    assert read.stdout == written
 
 
 def test_serving_a_model_whose_files_are_gone_says_so(project, first_run, tmp_path):

@@ -35,6 +35,7 @@ from fashion_transfer.programs.team.stack import Stack
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.helpers import (
     EXPERIMENT,
+    FEW_REPORT_IMAGES,
     MODELS,
     assert_user_error,
     copy_project,
@@ -191,7 +192,8 @@ def team_runs(stack, team_env, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("team-runs")
     quick = (
         "split.max_examples_per_stage=600,pretrain.epochs=1,transfer.epochs=1,"
-        "transfer.fine_tune_epochs=0,transfer.scratch_baseline=false,runtime.num_threads=1"
+        "transfer.fine_tune_epochs=0,transfer.scratch_baseline=false,runtime.num_threads=1,"
+        f"catalogue.epochs=1,catalogue.fine_tune_epochs=0,{FEW_REPORT_IMAGES}"
     )
     seeds = (1, 2)  # two recipes, so that the versions differ and the alias must choose
     checkouts = [copy_project(tmp_path / f"checkout-{seed}") for seed in seeds]
@@ -367,15 +369,33 @@ def test_roles_do_what_they_say_and_runs_and_versions_name_who_made_them(
         )
         new_user = {"username": f"by-{auth[0]}", "password": "a-password-of-theirs"}
         assert _post(f"{base}/users/create", new_user, auth) == 403  # only the admin makes them
-    # The secret files are their owner's alone, and no password lies anywhere else.
+    # The secret files are their owner's alone, and no secret lies anywhere else: each of the
+    # stack's secrets and each person's password, looked for in every file of the stack's
+    # folder (the cluster's data, WAL and log, the server's log, the certificates), is found
+    # only in the files meant to hold it.
     for path in [folder / "credentials.json", *folder.glob("people/*/*")]:
         if path.name != "ca.pem":
             assert path.stat().st_mode & 0o077 == 0, path
-    secrets = json.loads((folder / "credentials.json").read_text())
-    for path in folder.rglob("*"):
-        if path.is_file() and path.name != "credentials.json" and path.stat().st_size < 2**20:
-            text = path.read_bytes()
-            assert secrets["superuser_password"].encode() not in text, path
+    credentials = json.loads((folder / "credentials.json").read_text())
+    secrets = {key: credentials[key] for key in team.SECRETS}
+    holders = {key: {folder / "credentials.json"} for key in team.SECRETS}
+    holders["admin_password"].add(folder / "people" / "admin" / "settings.sh")
+    holders["optuna_db_password"].update(folder.glob("people/*/pgpass"))
+    for settings in folder.glob("people/*/settings.sh"):
+        if settings.parent.name != "admin":
+            secrets[settings.parent.name] = settings_of(settings)["MLFLOW_TRACKING_PASSWORD"]
+            holders[settings.parent.name] = {settings}
+    assert len(secrets) == len(team.SECRETS) + 3  # mia, val and max
+    assert all(len(secret) >= 24 for secret in secrets.values())
+    misplaced = []
+    for path in (path for path in folder.rglob("*") if path.is_file()):
+        text = path.read_bytes()
+        misplaced += [
+            f"{key} in {path}"
+            for key, secret in secrets.items()
+            if secret.encode() in text and path not in holders[key]
+        ]
+    assert not misplaced
 
 
 def test_problems_starting_the_stack_are_one_line_errors(stack_folder, tmp_path, monkeypatch):

@@ -1,6 +1,9 @@
 """Every kind of picture a browser or a phone sends, and the 28x28 image it must give
-(fashion_transfer/served_model/pictures.py). Each picture is made from one item, light on a
-dark background as in Fashion-MNIST, or the same item dark on white as a photo has it."""
+(fashion_transfer/served_model/pictures.py). Each picture is made from one item whose right
+answer is known: light on a dark background as in Fashion-MNIST, or the same item dark on a
+light background as a photo has it, of a known shape, size and place, on a known background;
+then each step of the conversion is checked on it: decoding, the background, the item, the
+crop and levels, the scaling and sharpening, the centring."""
 
 import io
 import struct
@@ -10,16 +13,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fashion_transfer.served_model import pictures
 from fashion_transfer.served_model.pictures import (
     MAX_PIXELS,
+    SEPARATION_HINT,
     PictureError,
+    convert_picture,
     open_picture,
     to_model_image,
 )
 
+# An item in Fashion-MNIST's form: it fills the square on its longer side (28 rows), 10
+# columns wide, its brightest pixel 255, some texture: the conversion keeps every grey level.
 ITEM = np.zeros((28, 28), np.uint8)
-ITEM[4:24, 9:19] = 180
-ITEM[8:20, 12:16] = 240  # some texture: the conversion must keep every grey level
+ITEM[:, 9:19] = 180
+ITEM[8:20, 12:16] = 255
 PHOTO = 255 - ITEM  # the item dark on white
 
 
@@ -33,13 +41,55 @@ def convert(data: bytes) -> np.ndarray:
     return to_model_image(open_picture(data))
 
 
+def assert_close(converted: np.ndarray, expected: np.ndarray, tolerance: int = 3) -> None:
+    """Within `tolerance` grey levels everywhere (the background's noise is taken off the
+    item's values, and the levels stretched back to 255)."""
+    difference = np.abs(converted.astype(int) - expected.astype(int))
+    assert difference.max() <= tolerance, (difference.max(), np.argwhere(difference > tolerance))
+
+
+def photo(
+    item: np.ndarray = ITEM,
+    size: tuple[int, int] = (160, 120),
+    scale: int = 4,
+    at: tuple[int, int] = (4, 24),
+    background=(200, 190, 170),
+    gradient: float = 0.0,
+    noise: float = 0.0,
+) -> np.ndarray:
+    """An RGB photo: `item` scaled `scale` times (nearest), darkening a background of the
+    given colour at `at` (top, left), with a light gradient from left to right and noise. At
+    most WORK pixels wide, so that the conversion sees it as it is."""
+    width, height = size
+    rng = np.random.default_rng(0)
+    light = 1 + gradient * (np.arange(width) / width - 0.5)
+    frame = np.asarray(background, np.float64)[None, None, :] * light[None, :, None]
+    frame = np.broadcast_to(frame, (height, width, 3)).copy()
+    darkness = np.kron(item / 255.0, np.ones((scale, scale)))
+    top, left = at
+    window = frame[top : top + darkness.shape[0], left : left + darkness.shape[1]]
+    window *= 1 - darkness[..., None]
+    frame += rng.normal(0, noise, frame.shape)
+    return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
 def test_a_fashion_mnist_picture_is_itself():
     assert np.array_equal(convert(encode(Image.fromarray(ITEM))), ITEM)
 
 
-def test_a_photo_on_a_light_background_is_inverted():
-    rgb = Image.fromarray(PHOTO).convert("RGB")
-    assert np.array_equal(convert(encode(rgb)), ITEM)
+def test_a_28x28_grey_picture_on_a_noisy_dark_background_is_taken_as_it_is():
+    # The dark of a model-form picture need not be black: a border of 0-60 noise (median 30)
+    # is still the model's own form, and converting it again would change every prediction.
+    rng = np.random.default_rng(0)
+    noisy = np.maximum(ITEM, rng.integers(0, 60, ITEM.shape, dtype=np.uint8))
+    assert np.array_equal(convert(encode(Image.fromarray(noisy))), noisy)
+
+
+def test_a_picture_on_a_light_background_is_inverted():
+    assert_close(convert(encode(Image.fromarray(PHOTO).convert("RGB"))), ITEM)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +99,7 @@ def test_a_photo_on_a_light_background_is_inverted():
 )
 def test_16_bit_greyscale_is_scaled_not_clipped(deep, format):
     # Pillow's convert("L") clips 16-bit values to 255: the item and background would both be
-    # white, and the background rule would then invert it to noise.
+    # white, and nothing would stand out.
     data = encode(Image.fromarray(deep), format)
     assert open_picture(data).mode in ("I;16", "I")
     assert np.array_equal(convert(data), ITEM)
@@ -68,9 +118,9 @@ def test_transparent_pixels_are_background_not_ink():
     rgba = np.zeros((28, 28, 4), np.uint8)
     rgba[..., 3] = np.where(ink, 255, 0)
     expected = np.where(ink, 255, 0).astype(np.uint8)
-    assert np.array_equal(convert(encode(Image.fromarray(rgba, "RGBA"))), expected)
+    assert_close(convert(encode(Image.fromarray(rgba, "RGBA"))), expected)
     la = Image.fromarray(rgba[..., [0, 3]], "LA")
-    assert np.array_equal(convert(encode(la)), expected)
+    assert_close(convert(encode(la)), expected)
 
 
 def test_a_cut_out_photo_keeps_its_grey_levels():
@@ -78,7 +128,7 @@ def test_a_cut_out_photo_keeps_its_grey_levels():
     rgba = np.zeros((28, 28, 4), np.uint8)
     rgba[..., :3] = PHOTO[..., None]
     rgba[..., 3] = np.where(ITEM > 0, 255, 0)
-    assert np.array_equal(convert(encode(Image.fromarray(rgba, "RGBA"))), ITEM)
+    assert_close(convert(encode(Image.fromarray(rgba, "RGBA"))), ITEM)
 
 
 def test_a_palette_picture_with_a_transparent_colour():
@@ -86,7 +136,7 @@ def test_a_palette_picture_with_a_transparent_colour():
     index = palette.getpixel((0, 0))  # the white background's palette entry
     data = encode(palette, transparency=index)
     assert open_picture(data).mode == "P"
-    assert np.array_equal(convert(data), ITEM)
+    assert_close(convert(data), ITEM)
 
 
 def test_a_cmyk_picture_is_read_in_colour_first():
@@ -94,7 +144,7 @@ def test_a_cmyk_picture_is_read_in_colour_first():
     cmyk[..., 3] = ITEM  # black ink where the item is, on white paper
     data = encode(Image.fromarray(cmyk, "CMYK"), "TIFF")
     assert open_picture(data).mode == "CMYK"
-    assert np.array_equal(convert(data), ITEM)
+    assert_close(convert(data), ITEM)
 
 
 def test_the_exif_orientation_is_applied():
@@ -113,26 +163,148 @@ def test_an_animated_gif_gives_its_first_frame():
     assert np.array_equal(convert(data), ITEM)
 
 
-def test_any_aspect_ratio_is_centred_on_a_square():
-    wide = Image.fromarray(ITEM).resize((56, 28), Image.Resampling.NEAREST)
-    converted = convert(encode(wide))
-    expected = np.zeros((28, 28), np.uint8)
-    expected[7:21] = np.asarray(wide.resize((28, 14), Image.Resampling.LANCZOS))
-    assert np.array_equal(converted, expected)
-    assert converted[:7].max() == 0 and converted[21:].max() == 0
+def test_a_large_photo_is_decoded_small():
+    large = encode(Image.fromarray(photo(size=(4000, 3000), scale=100, at=(100, 600))), "JPEG")
+    decoded = pictures._decode(open_picture(large))
+    assert max(decoded.shape[:2]) == pictures.WORK and decoded.shape[2] == 3
+    converted = to_model_image(open_picture(large)).astype(int)
+    # Scaled twice (by 25 when decoded, then to 28 rows): the item's outline may move by a
+    # pixel, its shape and levels stay.
+    rows = np.flatnonzero(converted.max(axis=1) > 90)
+    columns = np.flatnonzero(converted.max(axis=0) > 90)
+    assert len(rows) >= 27 and 9 <= len(columns) <= 11 and 8 <= columns[0] <= 10
+    assert converted[9:19, 13:15].min() == 255 and converted[:, :8].max() == 0
 
 
-def test_a_large_photo_is_scaled_down_to_the_item():
-    large = Image.fromarray(PHOTO).resize((2800, 2800), Image.Resampling.NEAREST)
-    converted = convert(encode(large.convert("RGB"), "JPEG", quality=95))
-    assert np.abs(converted.astype(int) - ITEM).mean() < 4  # JPEG is lossy, resampling blurs
+# -- the background -----------------------------------------------------------------------------
 
 
-def test_a_picture_announcing_too_many_pixels_is_refused_before_it_is_decoded():
-    small = encode(Image.fromarray(ITEM))
-    side = int(MAX_PIXELS**0.5) + 1_000
-    # The same PNG with a header that announces side x side pixels (a "decompression bomb").
-    header = struct.pack(">II", side, side) + small[24:29]
+def test_the_background_is_a_plane_of_light_fitted_to_the_border_without_the_item():
+    # A tinted background whose light falls off by 40% from left to right, the item touching
+    # the bottom border: the fit leaves the item's border pixels out.
+    picture = photo(background=(200, 180, 140), gradient=0.4, at=(8, 24))
+    pixels = picture.astype(np.float32) / 255
+    background, noise = pictures._background(pixels)
+    clean = photo(item=np.zeros_like(ITEM), background=(200, 180, 140), gradient=0.4) / 255
+    assert np.abs(background - clean).max() < 2 / 255
+    assert noise == pytest.approx(1 / 255)  # no noise: the smallest the conversion assumes
+
+
+def test_the_border_noise_is_measured():
+    pixels = photo(noise=6.0).astype(np.float32) / 255
+    _, noise = pictures._background(pixels)
+    assert noise == pytest.approx(6.0 / 255, rel=0.25)
+
+
+# -- the item -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gradient", [0.0, 0.4])
+def test_the_item_is_found_where_it_is_and_a_speck_of_dirt_is_not(gradient):
+    picture = photo(gradient=gradient, noise=3.0)
+    picture[10:12, 10:12] = 60  # a speck of dirt in a corner
+    pixels = picture.astype(np.float32) / 255
+    background, noise = pictures._background(pixels)
+    distance = np.sqrt(((pixels - background) ** 2).mean(axis=-1))
+    found = pictures._item(distance, noise)
+    rows, columns = np.flatnonzero(found.any(axis=1)), np.flatnonzero(found.any(axis=0))
+    # The item is rows 4-115 and columns 60-99 (ITEM's columns 9-18, four times).
+    assert (rows[0], rows[-1], columns[0], columns[-1]) == (4, 115, 60, 99)
+    assert not found[5:20, 5:20].any()
+
+
+@pytest.mark.parametrize(
+    ("background", "item_scale", "expected"),
+    [
+        ((200, 190, 170), 1.0, ITEM),  # dark on light: darker than the background is bright
+        ((40, 40, 50), -1.0, ITEM),  # light on dark
+    ],
+    ids=["dark on light", "light on dark"],
+)
+def test_a_photo_gives_the_item_cropped_levelled_and_scaled(background, item_scale, expected):
+    picture = photo(background=background, noise=1.0).astype(np.float64)
+    if item_scale < 0:  # the item lightens a dark background instead
+        darkness = np.zeros(picture.shape[:2])
+        darkness[4:116, 24:136] = np.kron(ITEM / 255.0, np.ones((4, 4)))
+        base = photo(item=np.zeros_like(ITEM), background=background, noise=1.0)
+        picture = base + (230 - base) * darkness[..., None]
+    converted = convert(encode(Image.fromarray(picture.astype(np.uint8)), "PNG"))
+    # Scaled down by 4 by subsampling: each converted pixel is one photo pixel, a level or two
+    # off; the sharpening moves the item's inner edges (180 beside 255) a little more.
+    assert_close(converted, expected, 40)
+    assert np.abs(converted.astype(int) - expected).mean() < 4
+    assert converted.max() == 255  # the brightest level is Fashion-MNIST's
+    assert converted[:, :8].max() == 0 and converted[:, 20:].max() == 0  # black around it
+
+
+def test_a_wide_item_fills_the_width_and_is_centred():
+    wide = np.zeros((28, 28), np.uint8)
+    wide[10:17, :] = 200  # 7 rows, 28 columns, as a sneaker is
+    picture = photo(item=wide, scale=3, at=(10, 30))
+    converted = convert(encode(Image.fromarray(picture)))
+    rows = np.flatnonzero(converted.max(axis=1) > 100)
+    columns = np.flatnonzero(converted.max(axis=0) > 100)
+    assert columns[0] == 0 and columns[-1] == 27  # the longer side is 28
+    assert 6 <= len(rows) <= 9 and abs((rows[0] + rows[-1]) / 2 - 13.5) <= 1  # centred
+
+
+def test_sharpening_follows_the_scaling_down():
+    step = np.zeros((28, 28), np.uint8)
+    step[:, 9:19] = 120
+    step[:, 14:19] = 240  # a step inside the item
+    converted = convert(encode(Image.fromarray(photo(item=step))))
+    # The unsharp mask overshoots on each side of the step: below 120 and up to 255 at it.
+    row = converted[14].astype(int)
+    assert row[13] < 120 * 255 // 240 and row[14] == 255
+
+
+def test_a_coloured_item_counts_by_its_lightness():
+    # A red item on white: as dark as red is in grey (ITU-R 601, as Pillow's "L": 76), so the
+    # whole item has one level, stretched to 255.
+    picture = np.full((120, 160, 3), 255, np.uint8)
+    picture[4:116, 24:136][np.kron(ITEM > 0, np.ones((4, 4), bool))] = (255, 0, 0)
+    converted = convert(encode(Image.fromarray(picture)))
+    assert_close(converted, np.where(ITEM > 0, 255, 0), 3)
+
+
+# -- when no item stands out ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "scene",
+    [
+        np.full((120, 160, 3), 128, np.uint8),  # nothing there
+        np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8),  # a busy scene
+    ],
+    ids=["empty", "busy"],
+)
+def test_where_no_item_stands_out_the_whole_frame_is_converted_with_a_note(scene):
+    conversion = convert_picture(open_picture(encode(Image.fromarray(scene))))
+    assert conversion.note == SEPARATION_HINT
+    assert conversion.image.shape == (28, 28) and conversion.image.dtype == np.uint8
+
+
+def test_a_photo_of_one_item_has_no_note():
+    assert convert_picture(open_picture(encode(Image.fromarray(photo())))).note is None
+
+
+# -- what cannot be read ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [
+        # over the project's limit, under Pillow's (twice Image.MAX_IMAGE_PIXELS)
+        (int(MAX_PIXELS**0.5) + 1_000, int(MAX_PIXELS**0.5) + 1_000),
+        # over Pillow's too: Image.open itself refuses it, with DecompressionBombError
+        (20_000, 10_000),
+    ],
+)
+def test_a_picture_announcing_too_many_pixels_is_refused_before_it_is_decoded(width, height):
+    assert width * height > MAX_PIXELS
+    small = encode(Image.fromarray(ITEM).convert("1"))
+    # The same PNG with a header that announces width x height pixels (a "decompression bomb").
+    header = struct.pack(">II", width, height) + small[24:29]
     chunk = b"IHDR" + header
     forged = small[:12] + chunk + struct.pack(">I", zlib.crc32(chunk)) + small[33:]
     with pytest.raises(PictureError, match="megapixels"):

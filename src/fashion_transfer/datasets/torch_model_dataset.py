@@ -4,20 +4,18 @@ state dicts."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from kedro.io import AbstractDataset, DatasetError
 
 from fashion_transfer.files import write_atomically
-from fashion_transfer.model import (
-    FashionCNN,
-    ImageClassifier,
-    ProbabilityEnsemble,
-    from_checkpoint,
-    to_checkpoint,
-)
 from fashion_transfer.redact import redact
+
+if TYPE_CHECKING:
+    from fashion_transfer.model import FashionCNN, ImageClassifier
+
+# PyTorch is imported when a model is saved or loaded: kedro-mlflow creates every dataset of
+# the catalog at each run's start, also in runs that train nothing.
 
 
 class TorchModelDataset(AbstractDataset):
@@ -48,6 +46,10 @@ class TorchModelDataset(AbstractDataset):
         return bool(self._load_from) or self._filepath.is_file()
 
     def _save(self, data: ImageClassifier | dict[str, ImageClassifier]) -> None:
+        import torch
+
+        from fashion_transfer.model import to_checkpoint
+
         if isinstance(data, dict):
             payload = {"models": {name: to_checkpoint(model) for name, model in data.items()}}
         else:
@@ -55,6 +57,10 @@ class TorchModelDataset(AbstractDataset):
         write_atomically(self._filepath, lambda path: torch.save(payload, path))
 
     def _load(self) -> ImageClassifier | dict[str, ImageClassifier]:
+        import torch
+
+        from fashion_transfer.model import from_checkpoint
+
         if self._load_from:
             return _load_registered(self._load_from)
         if not self._filepath.is_file():
@@ -80,6 +86,7 @@ def _load_registered(model_uri: str) -> FashionCNN:
     from mlflow.exceptions import MlflowException
 
     from fashion_transfer.mlflow.logged_model import read_checkpoint
+    from fashion_transfer.model import ProbabilityEnsemble
 
     try:
         model = read_checkpoint(model_uri)

@@ -81,7 +81,7 @@ def experiment_name() -> str:
 
 
 def champion_uri(model: str | None = None) -> str:
-    """`models:/NAME@ALIAS` of the transfer model (or `model`) and the alias of
+    """`models:/NAME@ALIAS` of the catalogue model (or `model`) and the alias of
     parameters_registry.yml."""
     registry = read_conf("parameters_registry")["registry"]
-    return f"models:/{model or registry['model_names']['transfer']}@{registry['alias']}"
+    return f"models:/{model or registry['model_names']['catalogue']}@{registry['alias']}"

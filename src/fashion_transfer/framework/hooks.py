@@ -1,27 +1,24 @@
 """Project hooks: check every parameter and the tracking store before any node runs and set
 up PyTorch once; name and tag each MLflow run and register the models of a successful run
-(mlflow/registration.py); one writer of data/ at a time (RunLockHooks); the phases' times for
-the benchmark (TimingHooks)."""
+(mlflow/registration.py); one writer of data/ at a time (RunLockHooks). The phases' times for
+the benchmark are framework/timing.py's."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
-import torch
 from filelock import ReadWriteLock, Timeout
 from kedro.framework.hooks import hook_impl
 from kedro.io import DatasetError
 
-from fashion_transfer.datasets.idx_dataset import OFFICIAL_MIRROR, SOURCE_ENV_VAR
 from fashion_transfer.framework import interrupt
-from fashion_transfer.mlflow import registration
+from fashion_transfer.framework.timing import span
 from fashion_transfer.mlflow.store import (
     ABANDONED_REASON,
     HOST_TAG,
@@ -33,10 +30,14 @@ from fashion_transfer.mlflow.store import (
     this_process,
     tracking_uri,
 )
-from fashion_transfer.params import ProjectParams, validate_parameters
-from fashion_transfer.pipeline_registry import READ_ONLY_PIPELINES
 from fashion_transfer.redact import redact
-from fashion_transfer.training import resolve_device, resolve_precision
+
+if TYPE_CHECKING:
+    from fashion_transfer.params import ProjectParams
+
+# PyTorch, MLflow and the pipelines are imported by the hooks that use them: settings.py
+# imports this module at every start of the `kedro` command (`kedro --help`, `kedro registry
+# list` too), and those imports take seconds.
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ class ProjectHooks:
     # run before MLflow does anything, and a new SQLite store is created by one run at a time.
     @hook_impl(tryfirst=True)
     def after_context_created(self, context) -> None:
+        import torch
+
+        from fashion_transfer.params import validate_parameters
+        from fashion_transfer.training import prepare_device, resolve_device, resolve_precision
+
         self.params = validate_parameters(context.params)
         self.project_path = Path(context.project_path)
         experiment = context.config_loader["mlflow"]["tracking"]["experiment"]["name"]
@@ -61,9 +67,9 @@ class ProjectHooks:
         if self.params.runtime.num_threads:
             torch.set_num_threads(self.params.runtime.num_threads)
         runtime = self.params.runtime
-        self.training_precision = resolve_precision(
-            runtime.precision, resolve_device(runtime.device)
-        )
+        device = resolve_device(runtime.device)
+        self.training_precision = resolve_precision(runtime.precision, device)
+        prepare_device(device)  # once for the run's stages (a GPU's warm-up)
         logger.info(
             "PyTorch uses %d CPU threads; training precision %s",
             torch.get_num_threads(),
@@ -74,6 +80,10 @@ class ProjectHooks:
     # MLflow run exists.
     @hook_impl
     def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        import mlflow
+
+        from fashion_transfer.datasets.idx_dataset import OFFICIAL_MIRROR, SOURCE_ENV_VAR
+
         if mlflow.active_run() is None:
             return
         names = run_params.get("pipeline_names") or [run_params.get("pipeline_name")]
@@ -135,6 +145,10 @@ class ProjectHooks:
     # Only a pipeline that finished gets here, so a failed run never registers anything.
     @hook_impl(tryfirst=True)
     def after_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        import mlflow
+
+        from fashion_transfer.mlflow import registration
+
         interrupt.check()
         if mlflow.active_run() is None:
             return
@@ -153,7 +167,8 @@ class ProjectHooks:
             mlflow.set_tag("registry", "skipped: registry.register_models is false")
             logger.info("Registered nothing: registry.register_models is false.")
             return
-        registration.register(plan, catalog, self.params.registry.alias)
+        with span("registration"):
+            registration.register(plan, catalog, self.params.registry.alias)
 
 
 class RunLockHooks:
@@ -178,6 +193,8 @@ class RunLockHooks:
     # running in the MLflow UI.
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        from fashion_transfer.pipeline_registry import READ_ONLY_PIPELINES
+
         names = set(run_params.get("pipeline_names") or [run_params.get("pipeline_name")])
         reader = bool(names) and names <= READ_ONLY_PIPELINES
         if reader:
@@ -225,37 +242,6 @@ def _check_inputs_exist(inputs: set[str], catalog, pipelines: set[str]) -> None:
             "this project has not made yet. Run `kedro run` (or `make run`) first; a smaller "
             "run such as `kedro run --params split.max_examples_per_stage=2000` also makes them."
         )
-
-
-class TimingHooks:
-    """When FASHION_TRANSFER_TIMINGS names a file, write wall-clock timestamps of the run's
-    phases there (used by benchmarks/benchmark.py to split a run's time into its parts)."""
-
-    def __init__(self) -> None:
-        self.stamps: dict = {"nodes": []}
-
-    @hook_impl
-    def after_context_created(self, context) -> None:
-        self.stamps["context_created"] = time.time()
-
-    @hook_impl
-    def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
-        self.stamps["pipeline_started"] = time.time()
-
-    @hook_impl
-    def before_node_run(self, node, catalog, inputs, is_async) -> None:
-        self.stamps["nodes"].append([node.name, time.time()])
-
-    @hook_impl
-    def after_dataset_saved(self, dataset_name: str, data, node) -> None:
-        self.stamps["last_saved"] = time.time()
-
-    # trylast: after the registration and kedro-mlflow's closing of the run.
-    @hook_impl(trylast=True)
-    def after_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
-        self.stamps["run_finished"] = time.time()
-        if path := os.environ.get("FASHION_TRANSFER_TIMINGS"):
-            Path(path).write_text(json.dumps(self.stamps))
 
 
 def _git_state(project_path: Path | None) -> tuple[str, bool]:

@@ -19,26 +19,41 @@ from mlflow.types import ColSpec, Schema
 from PIL import Image
 
 from fashion_transfer import served_model
-from fashion_transfer.model import ImageClassifier, from_checkpoint, to_checkpoint
+from fashion_transfer.model import (
+    ImageClassifier,
+    ServedClassifier,
+    from_checkpoint,
+    to_checkpoint,
+)
 from fashion_transfer.served_model.classifier import EXAMPLES_ARTIFACT, ONNX_ARTIFACT
 from fashion_transfer.served_model.contract import unit_scale
 
 CHECKPOINT_ARTIFACT = "checkpoint"  # the name models logged before the ONNX graph used too
 SERVED_MODEL = Path(served_model.__file__).parent
 # The distributions the served model imports, pinned to this environment's versions.
-REQUIREMENTS = ("mlflow-skinny", "onnxruntime", "numpy", "pandas", "pillow")
+REQUIREMENTS = (
+    "mlflow-skinny",
+    "onnxruntime",
+    "numpy",
+    "pandas",
+    "pillow",
+    "opencv-python-headless",
+)
 
 
 def requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in REQUIREMENTS]
 
 
-def signature(class_names: list[str]) -> ModelSignature:
+def signature(class_names: list[str], recognises: bool = True) -> ModelSignature:
     """The output table's columns. No input schema: a request holds either pixels or encoded
     pictures, which one MLflow schema cannot both describe; the served model checks its
     input itself (served_model/contract.py) and answers 400 with what it expects."""
     outputs = [ColSpec("long", "label"), ColSpec("string", "class_name")]
-    outputs += [ColSpec("double", name) for name in ("confidence", *class_names)]
+    outputs.append(ColSpec("double", "confidence"))
+    if recognises:
+        outputs += [ColSpec("boolean", "recognised"), ColSpec("double", "ood_score")]
+    outputs += [ColSpec("double", name) for name in class_names]
     return ModelSignature(inputs=None, outputs=Schema(outputs))
 
 
@@ -69,7 +84,9 @@ def log_classifier(
                 CHECKPOINT_ARTIFACT: str(checkpoint_path),
                 EXAMPLES_ARTIFACT: str(examples),
             },
-            signature=signature(list(stage_data["class_names"])),
+            signature=signature(
+                list(stage_data["class_names"]), isinstance(model, ServedClassifier)
+            ),
             input_example=unit_scale(stage_data["test_images"][:2]),
             # Given, so that MLflow need not infer them by loading the model in a subprocess.
             pip_requirements=requirements(),
@@ -93,10 +110,12 @@ def _write_examples(stage_data: dict, folder: Path) -> Path:
 
 
 def read_checkpoint(model_uri: str) -> ImageClassifier:
-    """The PyTorch model inside a logged model (`models:/NAME@ALIAS`, `runs:/...`), found by
-    the artifact name its MLmodel file gives, whichever version of the project logged it."""
+    """The PyTorch network inside a logged model (`models:/NAME@ALIAS`, `runs:/...`), found by
+    the artifact name its MLmodel file gives, whichever version of the project logged it;
+    without its serving calibration, as training starts from it."""
     folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
     flavour = Model.load(folder).flavors["python_function"]
     relative = flavour["artifacts"][CHECKPOINT_ARTIFACT]["path"]
     payload = torch.load(folder / relative, map_location="cpu", weights_only=True)
-    return from_checkpoint(payload)
+    model = from_checkpoint(payload)
+    return model.classifier if isinstance(model, ServedClassifier) else model

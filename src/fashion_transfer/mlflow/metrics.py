@@ -31,8 +31,15 @@ def transfer_stage_epoch_metrics(
     return epoch_metrics(transfer=transfer_history, **baseline_histories)
 
 
+def catalogue_epoch_metrics(
+    catalogue_history: list[dict], catalogue_baseline_histories: dict[str, list[dict]]
+) -> dict[str, list[dict]]:
+    return epoch_metrics(catalogue=catalogue_history, **catalogue_baseline_histories)
+
+
 def final_metric_values(metrics: dict[str, dict]) -> dict[str, dict]:
-    """Final test metrics of each model: accuracy, macro and per-class precision and recall;
+    """Final test metrics of each model: accuracy, macro and per-class precision and recall,
+    accuracy on the photo test set, calibration error and out-of-distribution figures;
     and the validation accuracy of a model that was not trained (the ensemble), whose
     `val_accuracy` is no per-epoch series."""
     values = {}
@@ -42,6 +49,19 @@ def final_metric_values(metrics: dict[str, dict]) -> dict[str, dict]:
         for key in ("test_accuracy", "macro_precision", "macro_recall", "macro_f1"):
             name = key if key.startswith("test_") else f"test_{key}"
             values[f"{model}/{name}"] = section[key]
+        for key in (
+            "photo_accuracy",
+            "photo_items_found",
+            "test_ece",
+            "test_ece_uncalibrated",
+            "temperature",
+            "test_recognised",
+        ):
+            if key in section:
+                values[f"{model}/{key}"] = section[key]
+        for set_name, figures in section.get("ood", {}).items():
+            values[f"{model}/ood_auroc/{set_name}"] = figures["auroc"]
+            values[f"{model}/ood_accepted/{set_name}"] = figures["accepted"]
         for class_name, scores in section["per_class"].items():
             readable = class_name.replace("/", " or ")  # "/" would nest the metric in the UI
             for score in ("precision", "recall"):

@@ -16,6 +16,10 @@ STAGES = {
         "the mean of the class probabilities of the transfer model and the same network "
         "trained from scratch"
     ),
+    "catalogue": (
+        "the pretrained network's frozen convolutional layers under a new dense head trained "
+        "on all ten classes (then its last block fine-tuned)"
+    ),
 }
 
 
@@ -29,18 +33,23 @@ def model_description(name: str, class_names: list[str], source_classes: list[in
   0-255 or 0-1, the item light on a dark background: `{{"inputs": [[[0, 0, ...], ...]]}}`;
 - pictures: 1 to {MAX_PICTURES:,} encoded files (PNG, JPEG, WebP, GIF, BMP, TIFF) of any size
   and colour, base64 in a column `image`: `{{"dataframe_split": {{"columns": ["image"],
-  "data": [["iVBORw0..."]]}}}}`. They are converted as the project's `predict` converts them
-  (greyscale, a light background inverted, centred on a square, 28x28).
+  "data": [["iVBORw0..."]]}}}}`. They are converted as the project's `predict` converts them:
+  the item found on its background, cropped, levelled and scaled to 28x28 as Fashion-MNIST's
+  pictures were made.
 
 **Output**, a row per image: `label` (the Fashion-MNIST label), `class_name`, `confidence`
-and the probability of each class. Input that is neither form gets HTTP 400 saying what is
-expected.
+(a calibrated probability: of the answers given with confidence 0.9, about 90% are right),
+`recognised` (false: the picture does not look like any of these classes, whatever the
+answer) with its `ood_score`, and the probability of each class. Input that is neither form
+gets HTTP 400 saying what is expected.
 
 **Serve**: `mlflow models serve -m "models:/{name}@champion" --env-manager local`; each
 version also carries `artifacts/model.onnx`, which ONNX Runtime runs without MLflow or
-PyTorch (input `images` (N, 28, 28) float32 in [0, 1], output `probabilities`; the class
-names are in the graph's metadata). The alias `champion` is on the version with the best
-validation accuracy among the versions trained on the same classes and validation split."""
+PyTorch (input `images` (N, 28, 28) float32 in [0, 1]; outputs `probabilities`,
+`ood_score` and `recognised`; the class names and the threshold are in the graph's metadata)
+and carries its picture conversion in `code/served_model/pictures.py`. The alias `champion`
+is on the version with the best validation accuracy among the versions trained on the same
+classes and validation split."""
 
 
 def version_description(stage: str, entry: dict, run, parity: str) -> str:

@@ -22,11 +22,13 @@ from fashion_transfer.params import RegistryParams, SplitParams
 
 logger = logging.getLogger(__name__)
 
-# Where the registry finds each model, and the stage data that gives its classes and example.
+# Where the registry finds each model (as served: calibrated, with its out-of-distribution
+# score and threshold), and the stage data that gives its classes and example pictures.
 SOURCES = {
-    "pretrain": ("pretrain_model", "pretrain_data"),
-    "transfer": ("transfer_model", "transfer_data"),
-    "ensemble": ("ensemble_models", "transfer_data"),
+    "pretrain": ("served_models", "pretrain_data"),
+    "transfer": ("served_models", "transfer_data"),
+    "ensemble": ("served_models", "transfer_data"),
+    "catalogue": ("served_models", "catalogue_data"),
 }
 
 
@@ -65,11 +67,13 @@ def register(plan: dict, catalog, alias: str) -> None:
     one is registered, the run is tagged with what happened to each (`<stage>.registered_model`,
     `.promoted`, `.promotion_reason`, `.<alias>`: the version the registry holds) and the log
     says it. A failure or a signal on the way removes the versions this run registered and
-    puts the alias back where it was, before the error goes on (the run then ends FAILED or
-    KILLED)."""
+    puts the alias back where it was (and the registered model's description), before the
+    error goes on (the run then ends FAILED or KILLED). The description of a registered model
+    follows its champion: only a version that holds the alias rewrites it."""
     client = mlflow.MlflowClient()
     run = client.get_run(mlflow.active_run().info.run_id)
     holders: dict[str, str | None] = {}  # each model's alias holder before this run
+    descriptions: dict[str, str | None] = {}  # and its registered model's description
     tags, lines = {}, []
     try:
         for stage, entry in plan.items():
@@ -90,12 +94,10 @@ def register(plan: dict, catalog, alias: str) -> None:
                 continue
             name = entry["name"]
             holders[name] = holder_of(client, name, alias)
+            descriptions.setdefault(name, _description(client, name))
             info = log_classifier(model, graph, data, name)
             version = str(info.registered_model_version)
             client.set_model_version_tag(name, version, "registered_by", _who(run))
-            client.update_registered_model(
-                name, model_description(name, data["class_names"], data["source_classes"])
-            )
             client.update_model_version(
                 name, version, version_description(stage, entry, run, parity.describe())
             )
@@ -106,6 +108,13 @@ def register(plan: dict, catalog, alias: str) -> None:
             promoted, reason, holder = promote_if_best(
                 client, name, version, entry, alias, question
             )
+            if holder == version or holder is None:
+                # The registered model's page describes the version its alias serves: a
+                # version that did not take the alias (another question, a worse figure)
+                # leaves the description of the one that did.
+                client.update_registered_model(
+                    name, model_description(name, data["class_names"], data["source_classes"])
+                )
             tags |= {
                 f"{stage}.registered_model": f"{name} version {version}",
                 f"{stage}.promoted": str(promoted).lower(),
@@ -117,7 +126,7 @@ def register(plan: dict, catalog, alias: str) -> None:
             )
         interrupt.check()
     except BaseException as error:
-        _roll_back(client, run.info.run_id, holders, alias, error)
+        _roll_back(client, run.info.run_id, holders, descriptions, alias, error)
         raise
     mlflow.set_tags(tags)
     for line in lines:
@@ -136,7 +145,16 @@ def holder_of(client: mlflow.MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
-def _roll_back(client, run_id: str, holders: dict, alias: str, error: BaseException) -> None:
+def _description(client: mlflow.MlflowClient, name: str) -> str | None:
+    try:
+        return client.get_registered_model(name).description
+    except MlflowException:
+        return None
+
+
+def _roll_back(
+    client, run_id: str, holders: dict, descriptions: dict, alias: str, error: BaseException
+) -> None:
     """Remove every version this run registered (found by its run id: a signal can come
     after MLflow created one and before it told), putting the alias back where it was, with
     signals held off so that a second Ctrl-C cannot leave it half done; the run's tag and the
@@ -155,6 +173,9 @@ def _roll_back(client, run_id: str, holders: dict, alias: str, error: BaseExcept
                     client.set_registered_model_alias(name, alias, holders[name])
             client.delete_model_version(name, version)
             undone.append(f"{name} version {version}")
+        for name, description in descriptions.items():
+            if description is not None:  # the page says again what the alias serves
+                client.update_registered_model(name, description)
         mlflow.set_tag(
             "registry", f"rolled back ({cause}): " + (", ".join(undone) or "nothing registered")
         )

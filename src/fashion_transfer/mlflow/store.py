@@ -12,16 +12,21 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import mlflow
-import sqlalchemy
 from filelock import FileLock
-from mlflow.exceptions import MlflowException
 
 from fashion_transfer.errors import TrackingStoreError
 from fashion_transfer.framework.paths import project_root
 from fashion_transfer.redact import redact
+
+if TYPE_CHECKING:
+    import mlflow
+
+# MLflow and SQLAlchemy are imported where they are used: Kedro reads the resolvers of
+# framework/config.py (tracking_uri, artifact_location) at every start of the `kedro` command,
+# `kedro --help` included, and importing MLflow takes seconds.
 
 
 def tracking_uri() -> str:
@@ -58,6 +63,8 @@ def prepare_store(tracking_uri: str, experiment: str, artifact_location: str | N
     collide (RESOURCE_ALREADY_EXISTS). A SQLite store is prepared under a lock beside it,
     which every checkout sharing the store shares; on a server the loser of the race finds
     the winner's experiment."""
+    from mlflow.exceptions import MlflowException
+
     parsed = urlparse(tracking_uri)
     if database := sqlite_file(tracking_uri):
         database.parent.mkdir(parents=True, exist_ok=True)
@@ -134,6 +141,9 @@ def _no_answer(tracking_uri: str, reason: object) -> TrackingStoreError:
 
 
 def _ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
     client = mlflow.MlflowClient(tracking_uri, tracking_uri)
     if client.get_experiment_by_name(name) is not None:
         return
@@ -149,6 +159,9 @@ def readable_store(uri: str) -> Iterator[None]:
     """Turn what a damaged SQLite store raises (a file that is not a database, or one whose
     tables are not MLflow's) into one TrackingStoreError that names the file and what to do;
     the file is not touched."""
+    import sqlalchemy
+    from mlflow.exceptions import MlflowException
+
     try:
         yield
     except (sqlalchemy.exc.DatabaseError, MlflowException) as error:
@@ -169,6 +182,9 @@ def require_model(model_uri: str) -> str:
     """Point MLflow at the project's store and check that its registry holds `model_uri`
     (`models:/NAME@ALIAS` or `models:/NAME/VERSION`), before a program serves it; the store's
     URI, or TrackingStoreError saying what to run first."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
     store = tracking_uri()
     os.environ["MLFLOW_TRACKING_URI"] = store
     if store.startswith(("http://", "https://")):

@@ -1,4 +1,4 @@
-"""Start the project's servers (`mlflow models serve`, `mlflow server`, ...) on 127.0.0.1,
+"""Start the project's servers (`make serve`'s scoring server, `mlflow server`, ...) on 127.0.0.1,
 wait until they answer and stop them: used by the programs, the tests and the benchmarks."""
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def environment_bin() -> str:
 
 
 def with_environment_bin(env: dict[str, str]) -> dict[str, str]:
-    """`env` with the environment's bin folder first on PATH: `mlflow models serve` and
-    `mlflow server` start uvicorn or gunicorn from the PATH."""
+    """`env` with the environment's bin folder first on PATH: `mlflow server` (and `mlflow
+    models serve`) start uvicorn or gunicorn from the PATH."""
     return {**env, "PATH": f"{environment_bin()}{os.pathsep}{env.get('PATH', '')}"}
 
 
@@ -59,7 +59,8 @@ def start_model_server(
     cwd: Path | None = None,
     workers: int = 1,
 ) -> subprocess.Popen:
-    """`mlflow models serve` for a registered model, as `make serve` starts it."""
+    """A registered model served as `make serve` serves it (serve.py: MLflow's scoring app
+    under uvicorn, its request bodies bounded)."""
     command = [sys.executable, "-m", "fashion_transfer.programs.serve", "--model-uri", model_uri]
     command += ["--port", str(port), "--workers", str(workers)]
     return start_server(command, log_path, env, cwd)
@@ -135,7 +136,7 @@ def _alive(pid: int) -> bool:
 
 def model_to_serve(model_uri: str | None, model: str | None) -> str:
     """What `make serve` and `make app` serve: `model_uri` if given, else the champion of the
-    registered model `model` (the transfer model's by default). Raises the project's one-
+    registered model `model` (the catalogue model's by default). Raises the project's one-
     paragraph errors when the store does not answer or does not hold it."""
     from fashion_transfer.framework.config import champion_uri
     from fashion_transfer.mlflow.store import require_model

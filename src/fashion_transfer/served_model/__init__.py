@@ -7,6 +7,6 @@
 - `classifier.py`: the MLflow pyfunc around the version's ONNX graph (ONNX Runtime);
 - `model_code.py`: the file MLflow runs to build it ("models from code").
 
-It imports numpy, pandas, Pillow, onnxruntime and mlflow only, never PyTorch or the rest of
+It imports numpy, pandas, Pillow, OpenCV, onnxruntime and mlflow only, never PyTorch or the rest of
 the project: each logged model carries this folder and nothing else of the package, so it
 runs wherever its own requirements.txt is installed."""

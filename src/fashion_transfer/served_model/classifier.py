@@ -3,7 +3,9 @@ ONNX Runtime, that keeps the project's contract (contract.py): pixels or picture
 names and probabilities out, and HTTP 400 for input that is neither.
 
 The graph (built by fashion_transfer.export) takes (N, 28, 28) float32 images in [0, 1] and
-returns each class's probability; its metadata names the classes, in order."""
+returns each class's probability (calibrated) and, for versions registered since, each
+image's out-of-distribution score and whether it is recognised; its metadata names the
+classes, in order."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ EXAMPLES_ARTIFACT = "examples"  # a test picture of each class, as PNG files
 THREADS_VARIABLE = "FASHION_TRANSFER_MODEL_THREADS"
 # Images per ONNX Runtime call: large batches in chunks that stay in the CPU's caches.
 CHUNK = 1024
+RECOGNITION_OUTPUTS = {"ood_score", "recognised"}
 
 
 def onnx_session(path: str) -> onnxruntime.InferenceSession:
@@ -46,6 +49,9 @@ class FashionClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.session = onnx_session(context.artifacts[ONNX_ARTIFACT])
         self.input_name = self.session.get_inputs()[0].name
+        # A graph with a score also tells whether each picture is one of its classes; graphs
+        # registered before give probabilities only.
+        self.recognises = RECOGNITION_OUTPUTS <= {o.name for o in self.session.get_outputs()}
         self.busy = threading.Lock()
         self.class_names, self.source_classes = class_metadata(self.session)
         examples = context.artifacts.get(EXAMPLES_ARTIFACT)
@@ -53,13 +59,15 @@ class FashionClassifier(mlflow.pyfunc.PythonModel):
             sorted(str(path) for path in Path(examples).glob("*.png")) if examples else []
         )
 
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """(N, classes) float32 for a float32 (N, 28, 28) batch in [0, 1]."""
+    def outputs(self, images: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs for a float32 (N, 28, 28) batch in [0, 1]: probabilities
+        (N, classes) and, where the graph has them, the score (N,) and whether each image is
+        recognised (N,)."""
         chunks = [
-            self.session.run(None, {self.input_name: images[start : start + CHUNK]})[0]
+            self.session.run(None, {self.input_name: images[start : start + CHUNK]})
             for start in range(0, len(images), CHUNK)
         ]
-        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
 
     # np.ndarray is one of the hints MLflow neither validates nor converts against, so tables
     # and dicts (pictures) arrive as they were sent; without a hint MLflow warns on each load.
@@ -73,5 +81,6 @@ class FashionClassifier(mlflow.pyfunc.PythonModel):
             except InvalidImagesError as error:
                 # INVALID_PARAMETER_VALUE makes the scoring server answer 400, not 500.
                 raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None
-            probabilities = self.probabilities(images)
-        return result_table(probabilities, self.class_names, self.source_classes)
+            outputs = self.outputs(images)
+        recognition = (outputs[2], outputs[1]) if self.recognises else None
+        return result_table(outputs[0], self.class_names, self.source_classes, recognition)

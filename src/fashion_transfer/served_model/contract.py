@@ -10,9 +10,11 @@ It takes a batch in either form, through any of MLflow's JSON request formats:
   `{"inputs": {"image": ["iVBORw0...", ...]}}`; raw bytes in process.
 
 It returns one row per image: `label` (the Fashion-MNIST label), `class_name`, `confidence`
-(its probability) and the probability of every class the model knows. Input that is neither
-raises InvalidImagesError, whose message says what is expected (the scoring server answers
-it with HTTP 400)."""
+(its probability, calibrated), `recognised` (whether the picture looks like any class the
+model knows) and `ood_score` (the out-of-distribution score behind it; models registered
+before they had one give neither), and the probability of every class the model knows. Input
+that is neither raises InvalidImagesError, whose message says what is expected (the scoring
+server answers it with HTTP 400)."""
 
 from __future__ import annotations
 
@@ -136,15 +138,25 @@ def picture_bytes(picture) -> bytes:
 
 
 def result_table(
-    probabilities: np.ndarray, class_names: list[str], source_classes: list[int]
+    probabilities: np.ndarray,
+    class_names: list[str],
+    source_classes: list[int],
+    recognition: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """One row per image: label, class_name, confidence and a probability column per class,
-    built in one go (column by column, pandas takes several times longer for one image)."""
+    """One row per image: label, class_name, confidence, and, for a model that recognises
+    what is none of its classes (`recognition`: whether each image is recognised and its
+    out-of-distribution score), `recognised` and `ood_score`; then a probability column per
+    class. Built in one go (column by column, pandas takes several times longer for one
+    image)."""
     best = probabilities.argmax(axis=1)
     columns = {
         "label": np.asarray(source_classes, dtype=np.int64)[best],
         "class_name": np.asarray(class_names, dtype=object)[best],
         "confidence": probabilities.max(axis=1).astype(np.float64),
     }
+    if recognition is not None:
+        recognised, scores = recognition
+        columns["recognised"] = np.asarray(recognised, dtype=bool)
+        columns["ood_score"] = np.asarray(scores, dtype=np.float64)
     columns |= dict(zip(class_names, probabilities.T.astype(np.float64), strict=True))
     return pd.DataFrame(columns)

@@ -1,5 +1,7 @@
 import io
 import os
+import struct
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +12,9 @@ from fashion_transfer.datasets import PicturesFolderDataset
 from fashion_transfer.pipelines.predict import nodes
 from fashion_transfer.pipelines.predict.nodes import classify_images
 from fashion_transfer.served_model.contract import MAX_PICTURE_BYTES
+from tests.picture_fuzzing import mutant, seed_corpus, with_size
+
+FOUND = Path(__file__).parents[2] / "fixtures" / "pictures-found-by-fuzzing"
 
 
 class FakeClassifier:
@@ -98,9 +103,13 @@ def test_a_folder_of_anything_is_read_in_bounded_time_and_memory(tmp_path):
     (folder / "zeros.png").symlink_to("/dev/zero")
     with (folder / "huge.png").open("wb") as file:
         file.truncate(MAX_PICTURE_BYTES + 1)
+    # 40,000 x 25,000 pixels announced by a 100-byte PNG: Pillow itself refuses to open it
+    billion = with_size(seed_corpus()["PNG/grey"], 40_000, 25_000)
+    assert struct.unpack(">II", billion[16:24]) == (40_000, 25_000)  # IHDR's width, height
+    (folder / "billion.png").write_bytes(billion)
     (folder / ".hidden.png").write_bytes(b"x")
     images = PicturesFolderDataset(path=str(folder)).load()
-    assert sorted(images) == ["huge.png", "pipe.png", "sub/dark.png", "zeros.png"]
+    assert sorted(images) == ["billion.png", "huge.png", "pipe.png", "sub/dark.png", "zeros.png"]
     table = classify_images(images, FakeClassifier()).set_index("file")
     assert table.loc["sub/dark.png", "class_name"] == "Sandal"
     for name in ("pipe.png", "zeros.png"):
@@ -108,3 +117,30 @@ def test_a_folder_of_anything_is_read_in_bounded_time_and_memory(tmp_path):
             table.loc[name, "error"] == "skipped: not a regular file (a pipe, a device or a socket)"
         )
     assert table.loc["huge.png", "error"].startswith("skipped: 10 MB, over the 10 MB")
+    assert table.loc["billion.png", "error"] == (
+        "skipped: the size its header announces is over the 50 megapixels taken; scale it "
+        "down first"
+    )
+
+
+def test_hostile_pictures_are_each_classified_or_skipped_with_the_reason():
+    """Every picture of the fuzzing corpus that decodes small, the inputs the fuzzer found
+    and mutants of them, in one folder with a good picture: one row each, the class or
+    `skipped:` and the picture's one-paragraph error; the good one is classified."""
+    corpus = seed_corpus()
+    hostile = {name: data for name, data in corpus.items() if "49mp" not in name}
+    hostile |= {path.name: path.read_bytes() for path in FOUND.iterdir()}
+    hostile |= {f"mutant-{index}": mutant(11, index)[1] for index in range(100)}
+    images = {f"{name.replace('/', '-')}.bin": (lambda d=data: d) for name, data in hostile.items()}
+    light = np.zeros((28, 28), np.uint8)
+    light[10:18, 10:18] = 255
+    images["good.png"] = _png(Image.fromarray(light))
+    table = classify_images(images, FakeClassifier()).set_index("file")
+    assert sorted(table.index) == sorted(images)
+    assert table.loc["good.png", "class_name"] == "Sneaker"
+    skipped = table["error"].dropna()
+    assert 0 < len(skipped) < len(table) - 1
+    assert skipped.str.startswith("skipped: ").all()
+    assert not skipped.str.contains("\n").any()
+    assert table.loc[skipped.index, "class_name"].isna().all()
+    assert table.drop(skipped.index)["class_name"].notna().all()

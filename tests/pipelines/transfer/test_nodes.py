@@ -18,22 +18,32 @@ TRANSFER_PARAMS = {**TRAINING_PARAMS, "scratch_baseline": True}
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
-def test_frozen_weights_are_bit_identical_after_transfer_training(stage_data, architecture):
+def test_frozen_weights_are_bit_identical_after_transfer_training(
+    stage_data, architecture, monkeypatch
+):
     pretrained = FashionCNN(architecture, num_classes=5)
     # state_dict() includes BatchNorm running statistics, which change if features ever train.
     before = {k: v.clone() for k, v in pretrained.features.state_dict().items()}
     head_before = {k: v.clone() for k, v in pretrained.head.state_dict().items()}
+    # The new head as transfer makes it, before any training step.
+    fresh_head = {}
+    new_head = FashionCNN.new_head
+
+    def recording_new_head(self, *args, **kwargs):
+        new_head(self, *args, **kwargs)
+        fresh_head.update({k: v.clone() for k, v in self.head.state_dict().items()})
+
+    monkeypatch.setattr(FashionCNN, "new_head", recording_new_head)
 
     model, history = transfer(pretrained, stage_data[1], TRANSFER_PARAMS, RUNTIME_PARAMS)
 
     after = model.features.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    assert not any(
-        torch.equal(head_before[k], v)
-        for k, v in model.head.state_dict().items()
-        if k in head_before and head_before[k].shape == v.shape
-    )
+    # Training moved every weight of the new head (parameters, not only buffers).
+    trained = dict(model.head.named_parameters())
+    assert trained and set(trained) <= set(fresh_head)
+    assert not any(torch.equal(fresh_head[k], v) for k, v in trained.items())
     assert len(history) == TRAINING_PARAMS["epochs"]
     # The input model is left as it was: Kedro may hand the same object to other nodes.
     assert all(torch.equal(head_before[k], v) for k, v in pretrained.head.state_dict().items())

@@ -13,11 +13,14 @@ from fashion_transfer.errors import InputDataError
 from fashion_transfer.served_model.contract import MAX_BATCH, unit_scale
 from fashion_transfer.served_model.pictures import PictureError, open_picture, to_model_image
 
-COLUMNS = ["file", "class_name", "label", "confidence", "error"]
+# recognised: whether the picture looks like any class the model knows (with ood_score, its
+# out-of-distribution score); empty for models registered before they had one.
+COLUMNS = ["file", "class_name", "label", "confidence", "recognised", "ood_score", "error"]
 
 
 def classify_images(images: dict[str, Callable[[], bytes]], classifier) -> pd.DataFrame:
-    """One row per file: the predicted class and its probability, or why the file was skipped
+    """One row per file: the predicted class, its probability and whether the picture is
+    recognised as one of the model's classes at all, or why the file was skipped
     (not a picture, unreadable, too large), so that one bad file does not fail the whole
     batch. Hidden files (such as the folder's .gitkeep) are not pictures to classify."""
     names = sorted(name for name in images if not Path(name).name.startswith("."))
@@ -49,7 +52,9 @@ def classify_images(images: dict[str, Callable[[], bytes]], classifier) -> pd.Da
                     "class_name": row["class_name"],
                     "label": int(row["label"]),
                     "confidence": float(row["confidence"]),
+                    "recognised": bool(row["recognised"]) if "recognised" in row else None,
+                    "ood_score": float(row["ood_score"]) if "ood_score" in row else None,
                 }
             )
     table = pd.DataFrame(rows, columns=COLUMNS).sort_values("file", ignore_index=True)
-    return table.astype({"label": "Int64"})
+    return table.astype({"label": "Int64", "recognised": "boolean", "ood_score": "Float64"})

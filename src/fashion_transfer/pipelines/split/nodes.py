@@ -66,3 +66,27 @@ def _subsample(images: np.ndarray, labels: np.ndarray, limit: int, seed: int):
         images, labels, train_size=limit, stratify=labels, random_state=seed
     )
     return images, labels
+
+
+def combine_stages(pretrain_data: dict, transfer_data: dict) -> dict:
+    """The whole catalogue: both stages' training, validation and test splits together, the
+    labels re-indexed to the classes of both in Fashion-MNIST's order (0-9 by default). Its
+    validation images are the stages' own, so a model of all ten classes is chosen on images
+    that no stage trained on."""
+    stages = (pretrain_data, transfer_data)
+    classes = sorted(pretrain_data["source_classes"] + transfer_data["source_classes"])
+    combined: dict = {
+        "source_classes": classes,
+        "class_names": [CLASS_NAMES[c] for c in classes],
+    }
+    for split in ("train", "val", "test"):
+        combined[f"{split}_images"] = np.concatenate([d[f"{split}_images"] for d in stages])
+        combined[f"{split}_labels"] = np.concatenate(
+            [_relabelled(d, d[f"{split}_labels"], classes) for d in stages]
+        )
+    return combined
+
+
+def _relabelled(stage_data: dict, labels: np.ndarray, classes: list[int]) -> np.ndarray:
+    """A stage's labels as positions in `classes` (Fashion-MNIST labels)."""
+    return np.array([classes.index(c) for c in stage_data["source_classes"]])[labels]

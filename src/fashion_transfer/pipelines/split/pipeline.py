@@ -1,6 +1,6 @@
 from kedro.pipeline import Pipeline, node
 
-from .nodes import split_stages
+from .nodes import combine_stages, split_stages
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -11,7 +11,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["fashion_mnist", "params:split"],
                 outputs=["pretrain_data", "transfer_data"],
                 name="split_stages",
-            )
+            ),
+            node(
+                combine_stages,
+                inputs=["pretrain_data", "transfer_data"],
+                outputs="catalogue_data",
+                name="combine_stages",
+            ),
         ],
         tags="data",
     )

@@ -18,6 +18,7 @@ def transfer(
     runtime: dict,
     feature_cache: dict | None = None,
     on_epoch_end: EpochCallback | None = None,
+    name: str = "transfer",
 ) -> tuple[FashionCNN, list[dict]]:
     """Keep the pretrained convolutional layers frozen and train a new dense head; then,
     if asked, fine-tune the last convolutional block too at a lower learning rate, keeping
@@ -34,7 +35,7 @@ def transfer(
     model.new_head(len(transfer_data["class_names"]))
     model.freeze_features()
     phase = {"feature_cache": feature_cache, "on_epoch_end": on_epoch_end}
-    history = _fit_unfrozen(model, transfer_data, training, settings, "transfer", **phase)
+    history = _fit_unfrozen(model, transfer_data, training, settings, name, **phase)
     if training.fine_tune_epochs:
         model.freeze_features(trainable_blocks=1)
         fine_tune = training.model_copy(
@@ -48,7 +49,7 @@ def transfer(
             transfer_data,
             fine_tune,
             settings,
-            "transfer fine-tune",
+            f"{name} fine-tune",
             first_epoch=len(history) + 1,
             accuracy_to_beat=max(row["val_accuracy"] for row in history),
             **phase,
@@ -108,7 +109,11 @@ def _fit_unfrozen(
 
 
 def train_scratch_baseline(
-    pretrain_model: FashionCNN, transfer_data: dict, training_params: dict, runtime: dict
+    pretrain_model: FashionCNN,
+    transfer_data: dict,
+    training_params: dict,
+    runtime: dict,
+    name: str = "scratch",
 ) -> tuple[dict[str, FashionCNN], dict[str, list[dict]]]:
     """The transfer model's architecture and budget (head and fine-tune epochs together),
     trained from random weights on the transfer classes: the baseline that shows what
@@ -125,6 +130,6 @@ def train_scratch_baseline(
         mirror_average=training.mirror_average,
     )
     model, history = fit(
-        model, transfer_data, budget, settings.device, "scratch", precision=settings.precision
+        model, transfer_data, budget, settings.device, name, precision=settings.precision
     )
-    return {"scratch": model}, {"scratch": history}
+    return {name: model}, {name: history}

@@ -4,7 +4,7 @@
     python -m fashion_transfer.programs.app [--model NAME | --model-uri URI] [--port 7860]
         [--host 127.0.0.1] [--cors-origin https://app.example.org ...]
 
-The model is the champion of the transfer model, or of NAME. Browser pages on other origins
+The model is the champion of the catalogue model, or of NAME. Browser pages on other origins
 may call /predict only from the origins given with --cors-origin (or, comma-separated, in
 FASHION_TRANSFER_CORS_ORIGINS); none by default. Nothing leaves the machine: Gradio's version
 check and analytics are off, and there is no share link."""
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     import gradio as gr
     import uvicorn
 
-    from fashion_transfer.programs.app.api import create_api, load_model
+    from fashion_transfer.programs.app.api import bounded, create_api, load_model
     from fashion_transfer.programs.app.page import build_page
 
     model = load_model(model_uri)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         "Ctrl-C stops it.",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(bounded(app), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -13,18 +13,29 @@ from PIL import Image
 
 from fashion_transfer.programs.app.api import ServedModel
 from fashion_transfer.served_model.contract import picture_bytes, unit_scale
-from fashion_transfer.served_model.pictures import PictureError, open_picture, to_model_image
+from fashion_transfer.served_model.pictures import (
+    Conversion,
+    PictureError,
+    convert_picture,
+    open_picture,
+)
 
 SHOWN_SIZE = 224  # the 28x28 image, enlarged without smoothing so that its pixels show
+NOT_RECOGNISED = "Not recognised"
+NOT_RECOGNISED_LINE = (
+    "**This picture does not look like any of the classes the model knows**, so it gives no "
+    "class. Send a photo of one garment, shoe or bag of the catalogue."
+)
 
 
 def build_page(model: ServedModel) -> gr.Blocks:
     with gr.Blocks(title="Fashion-MNIST classifier", analytics_enabled=False) as page:
         gr.Markdown(
             "# Fashion-MNIST classifier\n"
-            f"Classes: {', '.join(model.class_names)}. A picture of one item, ideally on a "
-            "plain background, is converted as the model was trained: greyscale, the item "
-            "light on a dark background, 28x28 pixels."
+            f"Classes: {', '.join(model.class_names)}. Photograph one item on a plain "
+            "surface: the page finds it, crops it and converts it as Fashion-MNIST's pictures "
+            "were made (greyscale, the item light on black, 28x28 pixels), and shows what "
+            "the model sees."
         )
         with gr.Row():
             with gr.Column():
@@ -70,10 +81,10 @@ def build_page(model: ServedModel) -> gr.Blocks:
                     data = Path(upload["path"]).read_bytes()
                 else:  # a picture pasted or taken as a data: URL
                     data = picture_bytes(upload.get("url") or "")
-                image = to_model_image(open_picture(data))
+                conversion = convert_picture(open_picture(data))
             except (PictureError, OSError) as error:
                 return None, None, f"**This file is not a picture the model can read:** {error}."
-            return _answer(model, image)
+            return _answer(model, conversion)
 
         def classify_sketch(drawing: dict | None):
             composite = (drawing or {}).get("composite")
@@ -81,7 +92,7 @@ def build_page(model: ServedModel) -> gr.Blocks:
                 return None, None, _model_line(model)  # nothing drawn yet
             buffer = io.BytesIO()
             Image.fromarray(np.asarray(composite, np.uint8)).save(buffer, "PNG")
-            return _answer(model, to_model_image(open_picture(buffer.getvalue())))
+            return _answer(model, convert_picture(open_picture(buffer.getvalue())))
 
         outputs = [seen, classes, answered]
         photo.change(classify_photo, photo, outputs, api_name="classify_photo", preprocess=False)
@@ -89,10 +100,17 @@ def build_page(model: ServedModel) -> gr.Blocks:
     return page
 
 
-def _answer(model: ServedModel, image: np.ndarray):
-    (answer,) = model.classify(unit_scale(image[None]))
-    shown = Image.fromarray(image).resize((SHOWN_SIZE, SHOWN_SIZE), Image.Resampling.NEAREST)
-    return shown, answer["probabilities"], _model_line(model)
+def _answer(model: ServedModel, conversion: Conversion):
+    (answer,) = model.classify(unit_scale(conversion.image[None]))
+    shown = Image.fromarray(conversion.image).resize(
+        (SHOWN_SIZE, SHOWN_SIZE), Image.Resampling.NEAREST
+    )
+    line = _model_line(model)
+    if conversion.note:  # say why the answer may be about the background, not an item
+        line = f"**Note:** {conversion.note[0].upper()}{conversion.note[1:]}.\n\n{line}"
+    if answer.get("recognised") is False:  # not a confident wrong name
+        return shown, {NOT_RECOGNISED: 1.0}, f"{NOT_RECOGNISED_LINE}\n\n{line}"
+    return shown, answer["probabilities"], line
 
 
 def _model_line(model: ServedModel) -> str:

@@ -31,7 +31,8 @@ def up(stack: Stack, args: argparse.Namespace) -> str:
     stack.start_postgres(credentials, tls_on=tls_on)
     stack.create_roles_and_databases(credentials)
     stack.start_mlflow(credentials)
-    accounts.prepare_project(stack, credentials, *_project_names())
+    project = accounts.prepare_project(stack, credentials, *_project_names())
+    accounts.assign_roles_of_earlier_accounts(stack, credentials, project)
     admin = accounts.write_settings(
         stack, credentials, stack.people / ADMIN, ADMIN, credentials["admin_password"], False
     )

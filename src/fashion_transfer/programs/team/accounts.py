@@ -8,7 +8,11 @@ beside it. Nothing secret is printed: the command prints where the files are.
                 rule moving the alias (EDIT), tuning workers on the study database
     maintainer  also deletes versions and grants others permissions on them (MANAGE)
 
-Only the admin account, which nobody uses day to day, creates accounts."""
+A member and a maintainer are put in MLflow's role of that name, which holds USE on the
+workspace (with workspaces on, MLflow lets only such an account create experiments and
+registered models) and EDIT or MANAGE on the project's experiment and registered models;
+rights.py has what each role may do, route by route. Only the admin account, which nobody
+uses day to day, creates accounts."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import secrets
 from pathlib import Path
 
 from fashion_transfer.files import write_secret
+from fashion_transfer.programs.team.rights import GRANTED
 from fashion_transfer.programs.team.stack import (
     ADMIN,
     OPTUNA_ROLE,
@@ -26,7 +31,13 @@ from fashion_transfer.programs.team.stack import (
     is_loopback,
 )
 
-ROLES = {"viewer": None, "member": "EDIT", "maintainer": "MANAGE"}
+ROLES = GRANTED  # role: its permission on the project's experiment and registered models
+ROLE_DESCRIPTIONS = {
+    "member": "runs the project: runs, versions, the champion alias (make team-user)",
+    "maintainer": "a member who also deletes and grants (make team-user)",
+}
+# MLflow's default workspace: the project's experiment and registered models live there.
+WORKSPACE = "default"
 PERSON_FILES = ("settings.sh", "pgpass", "ca.pem")
 
 
@@ -57,7 +68,63 @@ def prepare_project(stack: Stack, credentials: dict, experiment: str, models: li
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-    return {"experiment_id": experiment_id, "models": models}
+    roles = ensure_roles(admin_client(stack, credentials), experiment_id, models)
+    return {"experiment_id": experiment_id, "models": models, "roles": roles}
+
+
+def ensure_roles(auth, experiment_id: str, models: list[str]) -> dict[str, int]:
+    """MLflow's roles `member` and `maintainer` in its default workspace, each holding what
+    that role may do (`grants`); made or completed on every `up`, so that a stack keeps them
+    and an experiment made again is granted again. Their ids by name."""
+    found = {role.name: role for role in auth.list_roles(WORKSPACE)}
+    ids = {}
+    for name, permission in ROLES.items():
+        if permission is None:
+            continue
+        role = found.get(name) or auth.create_role(WORKSPACE, name, ROLE_DESCRIPTIONS[name])
+        held = {
+            (grant.resource_type, grant.resource_pattern, grant.permission)
+            for grant in auth.list_role_permissions(role.id)
+        }
+        for grant in grants(permission, experiment_id, models):
+            if grant not in held:
+                auth.add_role_permission(role.id, *grant)
+        ids[name] = role.id
+    return ids
+
+
+def grants(permission: str, experiment_id: str, models: list[str]) -> list[tuple[str, str, str]]:
+    """A writing role's grants: USE on the workspace (it may create experiments and registered
+    models, and holds MANAGE on what it creates), `permission` on the project's experiment
+    and registered models."""
+    return [
+        ("workspace", "*", "USE"),
+        ("experiment", experiment_id, permission),
+        *(("registered_model", model, permission) for model in models),
+    ]
+
+
+def assign_roles_of_earlier_accounts(stack: Stack, credentials: dict, project: dict) -> None:
+    """Accounts made before roles were MLflow roles held their permissions one by one and
+    could not create in the workspace: each gets the role its permission on the experiment
+    says (EDIT a member, MANAGE a maintainer)."""
+    from mlflow.exceptions import MlflowException
+
+    auth = admin_client(stack, credentials)
+    by_permission = {permission: role for role, permission in ROLES.items() if permission}
+    for folder in sorted(stack.people.glob("*/settings.sh")):
+        name = folder.parent.name
+        if name == ADMIN:
+            continue
+        try:
+            held_roles = {role.id for role in auth.list_user_roles(name)}  # per-user ones too
+            if held_roles & set(project["roles"].values()):
+                continue
+            held = auth.get_user_permission(name, "experiment", project["experiment_id"])
+        except MlflowException:
+            continue  # an account removed in MLflow, its folder left
+        if held.permission in by_permission:
+            auth.assign_role(name, project["roles"][by_permission[held.permission]])
 
 
 def add_person(stack: Stack, credentials: dict, name: str, role: str, project: dict) -> Path:
@@ -82,11 +149,8 @@ def add_person(stack: Stack, credentials: dict, name: str, role: str, project: d
     auth = admin_client(stack, credentials)
     try:
         auth.create_user(name, password)
-        permission = ROLES[role]
-        if permission:
-            auth.grant_user_permission(name, "experiment", project["experiment_id"], permission)
-            for model in project["models"]:
-                auth.grant_user_permission(name, "registered_model", model, permission)
+        if ROLES[role]:
+            auth.assign_role(name, project["roles"][role])
     except MlflowException as error:
         raise TeamError(
             f"The MLflow server refused to make {name}'s account: {error.message}"

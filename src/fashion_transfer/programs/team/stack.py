@@ -306,6 +306,9 @@ class Stack:
         auth_store = database_url(MLFLOW_ROLE, LOOPBACK, credentials["pg_port"], "mlflow_auth")
         auth_ini.write_text(
             "[mlflow]\ndefault_permission = READ\n"
+            # Everyone signed in reads the default workspace; creating there takes a
+            # workspace-wide grant (accounts.py), which viewers do not hold.
+            "grant_default_workspace_access = true\n"
             f"database_uri = {auth_store}\n"
             f"admin_username = {ADMIN}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
@@ -322,10 +325,15 @@ class Stack:
             "MLFLOW_AUTH_ADMIN_PASSWORD": credentials["admin_password"],
             "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials["flask_secret_key"],
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # The project calls no language model: no provider keys kept, no calls out.
+            "MLFLOW_ENABLE_AI_GATEWAY": "false",
         }
         command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store]
         command += ["--artifacts-destination", str(self.mlflow_folder / "artifacts")]
-        command += ["--serve-artifacts", "--app-name", "basic-auth", "--workers", "2"]
+        # basic-auth and the rule MLflow lacks (server_app.py)
+        command += ["--serve-artifacts", "--app-name", "fashion-team", "--workers", "2"]
+        # With workspaces a create needs a workspace-wide grant; without, any account may.
+        command += ["--enable-workspaces"]
         command += ["--host", host, "--port", str(port)]
         # MLflow answers only the Host headers it is told (a guard against DNS rebinding).
         command += ["--allowed-hosts", f"{host}:{port},{host},localhost:{port},localhost"]

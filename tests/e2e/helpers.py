@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,13 +153,30 @@ def start_kedro(
     )
 
 
-def outputs_of(processes: list[subprocess.Popen], timeout: float = 600) -> list[str]:
-    """Wait for every process and return their outputs; none is left running."""
-    try:
-        return [process.communicate(timeout=timeout)[0] for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
+def outputs_of(processes: list[subprocess.Popen], timeout: float = 540) -> list[str]:
+    """Wait for every process and return their outputs; none is left running.
+
+    Every pipe is read at once, each in its own thread: read one after another, a process
+    that waits for a later one (two runs in one project take turns) would wait forever while
+    the later one blocks on its full, unread pipe. `timeout` (seconds, for all together) is
+    below the tests' own limit, so a stuck process fails with what each one printed."""
+    with ThreadPoolExecutor(len(processes)) as pool:
+        reads = [pool.submit(process.communicate) for process in processes]
+        try:
+            done, stuck = wait(reads, timeout=timeout)
+            if stuck:
+                for process in processes:
+                    process.kill()
+                printed = "\n".join(
+                    f"--- process {number} ({'stuck' if read in stuck else 'done'}) ---\n"
+                    f"{read.result()[0][-2000:]}"
+                    for number, read in enumerate(reads)
+                )
+                raise AssertionError(f"still running after {timeout} s:\n{printed}")
+            return [read.result()[0] for read in reads]
+        finally:
+            for process in processes:
+                process.kill()
 
 
 def require(program: str | None, what: str, package: str) -> None:

@@ -81,3 +81,15 @@ def test_ensemble_members_must_share_their_classes():
         ProbabilityEnsemble([FashionCNN("seed", 5), FashionCNN("seed", 3)])
     with pytest.raises(ValueError, match="two or more members"):
         ProbabilityEnsemble([FashionCNN("seed", 5)])
+
+
+@pytest.mark.parametrize("mirror_average", [False, True])
+def test_logits_and_embedding_in_one_pass_equal_forward_and_embed(mirror_average):
+    torch.manual_seed(0)
+    members = [FashionCNN("bn2_narrow", 5, mirror_average=mirror_average) for _ in range(2)]
+    images = torch.rand(6, 1, 28, 28)
+    for model in (members[0].eval(), ProbabilityEnsemble(members).eval()):
+        with torch.no_grad():
+            logits, features = model.logits_and_embedding(images)
+            torch.testing.assert_close(logits, model(images))
+            torch.testing.assert_close(features, model.embed(images))

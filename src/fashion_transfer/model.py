@@ -124,6 +124,16 @@ class FashionCNN(nn.Module):
             pooled = (pooled + blocks(standardise(images.flip(-1))).mean(dim=(2, 3))) / 2
         return pooled
 
+    def logits_and_embedding(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` and `embed` together, from one pass through the convolutional blocks."""
+        views = [images, images.flip(-1)] if self.mirror_average and not self.training else [images]
+        logits, pooled = [], []
+        for view in views:
+            maps = self.features[:-1](standardise(view))
+            logits.append(self.head(self.features[-1](maps)))
+            pooled.append(maps.mean(dim=(2, 3)))
+        return sum(logits) / len(views), sum(pooled) / len(views)
+
     @property
     def embedding_size(self) -> int:
         return ARCHITECTURES[self.architecture].conv_blocks[-1][-1]
@@ -197,6 +207,13 @@ class ProbabilityEnsemble(nn.Module):
         """The members' penultimate features side by side."""
         return torch.cat([member.embed(images) for member in self.members], dim=1)
 
+    def logits_and_embedding(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` and `embed` together, each member's blocks run once."""
+        both = [member.logits_and_embedding(images) for member in self.members]
+        log_probabilities = torch.stack([logits.log_softmax(1) for logits, _ in both])
+        mean = log_probabilities.logsumexp(0) - math.log(len(self.members))
+        return mean, torch.cat([features for _, features in both], dim=1)
+
     @property
     def embedding_size(self) -> int:
         return sum(member.embedding_size for member in self.members)
@@ -224,12 +241,12 @@ class ServedClassifier(nn.Module):
 
     def recognise(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The calibrated logits and the out-of-distribution score of each image."""
-        logits = self(images)
-        features = (
-            self.classifier.embed(images)
-            if self.recogniser.class_means.shape[1]
-            else logits[:, :0]  # scores of the logits alone need no features
-        )
+        if self.recogniser.class_means.shape[1]:
+            logits, features = self.classifier.logits_and_embedding(images)
+            logits = logits / self.temperature
+        else:  # scores of the logits alone need no features
+            logits = self(images)
+            features = logits[:, :0]
         return logits, self.recogniser(logits, features)
 
     def config(self) -> dict:

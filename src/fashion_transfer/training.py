@@ -298,6 +298,19 @@ def embed(model: nn.Module, images, device: str = "auto") -> np.ndarray:
     return encode(model, images, device, call=lambda m, batch: m.embed(batch)).numpy()
 
 
+def logits_and_embeddings(
+    model: nn.Module, images, device: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A model's logits and penultimate features (model.logits_and_embedding) of uint8 images
+    from one pass, float32 as served."""
+    both = encode(model, images, device, call=_logits_and_embedding)
+    return both[:, : model.num_classes].numpy(), both[:, model.num_classes :].numpy()
+
+
+def _logits_and_embedding(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    return torch.cat(model.logits_and_embedding(batch), dim=1)
+
+
 def recognise(served: nn.Module, images, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """A served classifier's calibrated class probabilities and out-of-distribution scores
     for uint8 images, float32 as served."""

@@ -22,7 +22,7 @@ from fashion_transfer.model import (
 )
 from fashion_transfer.params import EvaluationParams, RuntimeParams
 from fashion_transfer.recognition import FEATURE_SCORES
-from fashion_transfer.training import embed, encode, predict_proba, recognise
+from fashion_transfer.training import embed, logits_and_embeddings, predict_proba, recognise
 
 # scikit-learn and matplotlib are imported where they are used: every `kedro` command imports
 # the pipelines' nodes, and the two cost about two seconds that most commands never need.
@@ -103,17 +103,18 @@ def calibrate(
     served, report = {}, {}
     for name, (model, stage) in models.items():
         data = stages[stage]
-        logits = encode(model, data["val_images"], device).numpy()
+        logits, features = logits_and_embeddings(model, data["val_images"], device)
         temperature = fit_temperature(logits, data["val_labels"])
         wrapped = ServedClassifier(model, settings.score)
         wrapped.temperature.fill_(temperature)
+        calibrated, features = torch.from_numpy(logits / temperature), torch.from_numpy(features)
         if settings.score in FEATURE_SCORES:
             wrapped.recogniser.fit(embed(model, data["train_images"], device), data["train_labels"])
-            wrapped.recogniser.fit_standardisation(
-                torch.from_numpy(logits / temperature),
-                torch.from_numpy(embed(model, data["val_images"], device)),
-            )
-        probabilities, scores = recognise(wrapped, data["val_images"], device)
+            wrapped.recogniser.fit_standardisation(calibrated, features)
+        # The validation images' scores as the served model computes them, from the same pass.
+        with torch.inference_mode():
+            scores = wrapped.recogniser(calibrated, features).numpy()
+        probabilities = _softmax(calibrated.numpy())
         threshold = wrapped.recogniser.set_threshold(scores, settings.accept)
         served[name] = wrapped.eval()
         report[name] = {

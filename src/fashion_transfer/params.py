@@ -200,6 +200,10 @@ class RecognitionParams(_Strict):
         "msp", "max_logit", "energy", "mahalanobis", "relative_mahalanobis", "energy_mahalanobis"
     ] = "energy_mahalanobis"
     accept: float = Field(default=0.95, gt=0.5, lt=1)  # of the validation images
+    # Training images whose features give the feature scores' class means and covariance
+    # (seeded); None: all of the training split.
+    fit_examples: PositiveInt | None = 10_000
+    digits: PositiveInt | None = None  # how many of scikit-learn's digits (seeded); None: all
     synthetic_per_kind: PositiveInt = 200  # synthetic non-garments of each kind, measured
     seed: int = 0
 

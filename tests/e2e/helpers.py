@@ -21,7 +21,10 @@ import mlflow
 from tests.conftest import PROJECT_ROOT
 
 # Few photos and synthetic non-garments in the evaluation's reports, for every test run.
-FEW_REPORT_IMAGES = "evaluation.photos.per_class=10,evaluation.recognition.synthetic_per_kind=20"
+FEW_REPORT_IMAGES = (
+    "evaluation.photos.per_class=10,evaluation.recognition.synthetic_per_kind=20,"
+    "evaluation.recognition.digits=200"
+)
 SMALL_SLICE = (
     "split.max_examples_per_stage=1500,pretrain.epochs=2,transfer.epochs=2,"
     f"transfer.fine_tune_epochs=1,catalogue.epochs=1,catalogue.fine_tune_epochs=1,{FEW_REPORT_IMAGES}"

@@ -145,6 +145,7 @@ def test_full_run_writes_sane_reports(first_run):
             expected_sets.add("transfer classes" if name == "pretrain" else "pretrain classes")
         assert set(section["ood"]) == expected_sets
         assert all(0 <= figures["auroc"] <= 1 for figures in section["ood"].values())
+        assert section["ood"]["digits"]["pictures"] == 200  # FEW_REPORT_IMAGES' share
         # The photo test set: 10 photos of each class of its stage (the SMALL_SLICE).
         assert section["photo_examples"] == 10 * classes
         assert 0 <= section["photo_accuracy"] <= 1

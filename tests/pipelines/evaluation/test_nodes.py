@@ -266,6 +266,34 @@ def test_recognition_is_measured_on_the_other_stage_the_digits_and_synthetic_pic
     assert list(figures) == [f"{name}.png" for name in models]
 
 
+def test_the_class_means_come_from_a_seeded_share_of_the_training_images(stages):
+    models = {"pretrain": (_untrained(0), "pretrain")}
+    count = len(stages["pretrain"]["train_labels"])
+
+    def class_means(fit_examples):
+        recognition = {"score": "mahalanobis", "fit_examples": fit_examples}
+        served, _ = calibrate(
+            models, stages, {**THRESHOLDS, "recognition": recognition}, RUNTIME_PARAMS
+        )
+        return served["pretrain"].recogniser.class_means.clone()
+
+    every = class_means(None)
+    torch.testing.assert_close(class_means(count), every)  # as many as there are: all
+    some = class_means(count // 2)
+    torch.testing.assert_close(class_means(count // 2), some)  # the same share again
+    assert not torch.allclose(some, every)
+
+
+def test_a_seeded_share_of_the_digits_can_be_measured():
+    every = build_outlier_sets(THRESHOLDS)["digits"]
+    some = build_outlier_sets({**THRESHOLDS, "recognition": {"digits": 100}})["digits"]
+    again = build_outlier_sets({**THRESHOLDS, "recognition": {"digits": 100}})["digits"]
+    assert some.shape == (100, 28, 28) and np.array_equal(some, again)
+    chosen = {digit.tobytes() for digit in some}
+    assert chosen <= {digit.tobytes() for digit in every} and len(chosen) > 90
+    assert not np.array_equal(some, every[:100])  # drawn across the set, not its first rows
+
+
 def test_calibration_is_assessed_on_the_test_set_before_and_after(stages):
     models, served, calibration = _served(stages, "energy")
     predictions = predict_test_sets(served, models, stages, RUNTIME_PARAMS)

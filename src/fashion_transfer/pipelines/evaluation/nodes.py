@@ -95,7 +95,8 @@ def calibrate(
     split after training: the temperature that calibrates its probabilities
     (calibration.py), and its out-of-distribution score with the threshold that accepts
     `recognition.accept` of the validation images (recognition.py; the feature scores' class
-    means and covariance from the training split). The test split is not looked at."""
+    means and covariance from `recognition.fit_examples` of the training split). The test split
+    is not looked at."""
     from fashion_transfer.calibration import expected_calibration_error, fit_temperature
 
     settings = EvaluationParams.model_validate(evaluation_params).recognition
@@ -109,7 +110,8 @@ def calibrate(
         wrapped.temperature.fill_(temperature)
         calibrated, features = torch.from_numpy(logits / temperature), torch.from_numpy(features)
         if settings.score in FEATURE_SCORES:
-            wrapped.recogniser.fit(embed(model, data["train_images"], device), data["train_labels"])
+            images, labels = _some(data["train_images"], data["train_labels"], settings)
+            wrapped.recogniser.fit(embed(model, images, device), labels)
             wrapped.recogniser.fit_standardisation(calibrated, features)
         # The validation images' scores as the served model computes them, from the same pass.
         with torch.inference_mode():
@@ -131,6 +133,16 @@ def calibrate(
             name, temperature, settings.score, threshold, 100 * settings.accept,
         )  # fmt: skip
     return served, report
+
+
+def _some(images: np.ndarray, labels: np.ndarray, settings) -> tuple[np.ndarray, np.ndarray]:
+    """`settings.fit_examples` of the training images and their labels, drawn with its seed
+    (all of them where there are no more)."""
+    if settings.fit_examples is None or len(labels) <= settings.fit_examples:
+        return images, labels
+    chosen = np.random.default_rng(settings.seed).permutation(len(labels))
+    chosen = np.sort(chosen[: settings.fit_examples])
+    return images[chosen], labels[chosen]
 
 
 def predict_test_sets(
@@ -269,7 +281,11 @@ def build_outlier_sets(evaluation_params: dict) -> dict[str, np.ndarray]:
 
     settings = EvaluationParams.model_validate(evaluation_params).recognition
     synthetic, kinds = outlier_sets.synthetic(settings.synthetic_per_kind, settings.seed)
-    return {"digits": outlier_sets.digits(), "synthetic": synthetic, "synthetic_kinds": kinds}
+    digits = outlier_sets.digits()
+    if settings.digits is not None:
+        chosen = np.random.default_rng(settings.seed).permutation(len(digits))[: settings.digits]
+        digits = digits[np.sort(chosen)]
+    return {"digits": digits, "synthetic": synthetic, "synthetic_kinds": kinds}
 
 
 def score_recognition(

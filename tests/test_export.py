@@ -49,3 +49,14 @@ def test_a_graph_that_computes_something_else_fails_the_check():
     assert not parity.holds
     assert parity.max_difference > TOLERANCE and parity.disagreements > 0
     assert "validation images" in parity.describe()
+
+
+def test_the_check_takes_a_seeded_sample_of_the_images_when_asked():
+    torch.manual_seed(0)
+    exported, other = FashionCNN("compact", 5).eval(), FashionCNN("compact", 5).eval()
+    graph = to_onnx(exported, NAMES, [5, 6, 7, 8, 9])
+    sampled = check_parity(graph, other, IMAGES, sample=50, seed=3)
+    assert sampled.images == 50 and not sampled.holds
+    assert check_parity(graph, other, IMAGES, sample=50, seed=3) == sampled
+    assert check_parity(graph, exported, IMAGES, sample=50, seed=3).holds
+    assert check_parity(graph, exported, IMAGES, sample=10_000).images == len(IMAGES)

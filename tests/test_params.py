@@ -169,6 +169,7 @@ def test_a_label_efficiency_arm_can_be_left_out():
             {"model_names": {"transfer": "same", "pretrain": "same"}},
             "two stages share a registered model name",
         ),
+        ({"parity_images": 0}, "registry.parity_images: Input should be greater than or equal"),
     ],
 )
 def test_registry_names_and_aliases_mlflow_refuses_are_refused_before_anything_runs(

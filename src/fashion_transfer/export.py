@@ -21,6 +21,7 @@ from torch import nn
 
 from fashion_transfer.fashion_mnist import IMAGE_SIZE
 from fashion_transfer.model import ImageClassifier, ServedClassifier
+from fashion_transfer.training import inference_batch_size
 
 logger = logging.getLogger(__name__)
 
@@ -129,15 +130,24 @@ class Parity:
 
 
 def check_parity(
-    graph: bytes, model: ImageClassifier | ServedClassifier, images: np.ndarray
+    graph: bytes,
+    model: ImageClassifier | ServedClassifier,
+    images: np.ndarray,
+    sample: int | None = None,
+    seed: int = 0,
 ) -> Parity:
-    """Compare the graph (ONNX Runtime) with `model` (PyTorch, float32, CPU) on uint8 images."""
+    """Compare the graph (ONNX Runtime) with `model` (PyTorch, float32, CPU) on uint8 images:
+    all of them, or a `sample` of them drawn with `seed`."""
+    if sample is not None and sample < len(images):
+        chosen = np.random.default_rng(seed).choice(len(images), sample, replace=False)
+        images = images[np.sort(chosen)]
     batch = images.astype(np.float32) / np.float32(255.0)
     session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
     served = [session.run(None, {"images": chunk}) for chunk in _chunks(batch)]
     wrapped = _as_served(model)
     with torch.inference_mode():
-        reference = [wrapped(chunk) for chunk in torch.from_numpy(batch).split(2048)]
+        size = inference_batch_size(torch.device("cpu"))
+        reference = [wrapped(chunk) for chunk in torch.from_numpy(batch).split(size)]
     if isinstance(reference[0], torch.Tensor):
         reference = [(chunk,) for chunk in reference]
     probabilities = np.concatenate([outputs[0] for outputs in served])

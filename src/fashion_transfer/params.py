@@ -247,6 +247,7 @@ class RuntimeParams(_Strict):
 class RegistryParams(_Strict):
     register_models: bool
     alias: str = Field(min_length=1)
+    parity_images: int | None = Field(ge=1)
     model_names: dict[Literal["pretrain", "transfer", "ensemble", "catalogue"], str]
 
     # MLflow's own rules, checked before anything runs instead of after training.

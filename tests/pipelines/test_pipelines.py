@@ -73,6 +73,7 @@ def test_transfer_then_evaluation(stage_data, scratch_baseline):
         "params:registry": {
             "register_models": True,
             "alias": "champion",
+            "parity_images": 100,
             "model_names": {"transfer": "t", "ensemble": "e", "catalogue": "c"},
         },
         "params:split": SPLIT_PARAMS,

@@ -8,7 +8,7 @@ a file, the run writes wall-clock timestamps (time.time()) of its phases there a
 - `pipeline_finished`, `run_finished`: before and after every after_pipeline_run hook
   (registration, the MLflow run's end);
 - `spans`: [name, started, finished] of the steps code marks with `span(name)` (the
-  registration, the ONNX export).
+  registration and its steps: the ONNX export, the parity check, logging the model).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 
 from fashion_transfer.export import check_parity, to_onnx
 from fashion_transfer.framework import interrupt
+from fashion_transfer.framework.timing import span
 from fashion_transfer.mlflow.champion import promote_if_best
 from fashion_transfer.mlflow.logged_model import log_classifier
 from fashion_transfer.mlflow.model_card import model_description, version_description
@@ -58,6 +59,8 @@ def plan_registration(metrics: dict[str, dict], registry_params: dict, split_par
             "val_accuracy": metrics[stage]["val_accuracy"],
             "test_accuracy": metrics[stage]["test_accuracy"],
             "validation_split": validation_split,
+            "parity_images": registry.parity_images,
+            "seed": split.seed,
         }
     return plan
 
@@ -85,8 +88,12 @@ def register(plan: dict, catalog, alias: str) -> None:
             model = catalog.load(entry["dataset"])
             model = model[stage] if isinstance(model, dict) else model
             data = catalog.load(entry["data"])
-            graph = to_onnx(model, data["class_names"], data["source_classes"])
-            parity = check_parity(graph, model, data["val_images"])
+            with span("onnx export"):
+                graph = to_onnx(model, data["class_names"], data["source_classes"])
+            with span("parity check"):
+                parity = check_parity(
+                    graph, model, data["val_images"], entry["parity_images"], entry["seed"]
+                )
             if not parity.holds:
                 reason = f"its ONNX graph differs from the PyTorch model: {parity.describe()}"
                 tags[f"{stage}.registered_model"] = f"skipped: {reason}"
@@ -95,7 +102,8 @@ def register(plan: dict, catalog, alias: str) -> None:
             name = entry["name"]
             holders[name] = holder_of(client, name, alias)
             descriptions.setdefault(name, _description(client, name))
-            info = log_classifier(model, graph, data, name)
+            with span("logging the model"):
+                info = log_classifier(model, graph, data, name)
             version = str(info.registered_model_version)
             client.set_model_version_tag(name, version, "registered_by", _who(run))
             client.update_model_version(

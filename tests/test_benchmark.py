@@ -30,7 +30,11 @@ def test_every_second_of_the_run_is_in_one_part():
         ],
         "last_saved": 34.0,
         "pipeline_finished": 34.0,
-        "spans": [["onnx export", 35.0, 36.0], ["registration", 34.5, 40.0]],
+        "spans": [
+            ["onnx export", 35.0, 36.0],
+            ["parity check", 36.0, 36.5],
+            ["registration", 34.5, 40.0],
+        ],
         "run_finished": 41.0,
     }
     parts, nodes = benchmark.split_run(stamps, started=0.0, finished=42.0, groups=GROUPS)
@@ -46,7 +50,8 @@ def test_every_second_of_the_run_is_in_one_part():
     assert (parts["data"], parts["pretrain"], parts["evaluation"]) == (1.5, 14.0, 3.0)
     assert parts["tracking: metrics"] == 1.0
     assert parts["tracking: ONNX export"] == 1.0
-    assert parts["tracking: registration"] == 5.5 - 1.0
+    assert parts["tracking: ONNX parity check"] == 0.5
+    assert parts["tracking: registration"] == 5.5 - 1.0 - 0.5
     assert parts["tracking: run end"] == 42.0 - 34.0 - 5.5
     assert sum(parts.values()) == pytest.approx(42.0)
 

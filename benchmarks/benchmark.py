@@ -7,9 +7,9 @@
    run's own timestamps (fashion_transfer/framework/timing.py) into start-up (imports, Kedro's
    session, the hooks' checks), data, each stage, evaluation and tracking: the MLflow run's
    start, the parameters kedro-mlflow logs before each node, the metrics, the ONNX export and
-   its parity check, the rest of the registration, and the run's end (closing the run, the process's exit). The MLflow
-   store is made before the timed run, as any run after the first finds it (`--new-store`
-   times a first run's);
+   its parity check, the rest of the registration, and the run's end (closing the run, the
+   process's exit). The MLflow store is made before the timed run, as any run after the
+   first finds it (`--new-store` times a first run's);
 3. the figures as JSON, and a table.
 
     python benchmarks/benchmark.py --preset default --output benchmarks/results-default.json

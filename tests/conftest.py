@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from fashion_transfer.datasets.idx_dataset import MAGIC
+from fashion_transfer.framework import interrupt
 from fashion_transfer.training import resolve_precision
 
 # The web app's libraries stay on this machine, as the Makefile has them (set before any test
@@ -42,6 +44,18 @@ def synthetic_images(labels: np.ndarray, seed: int = 0) -> np.ndarray:
         row, col = divmod(int(label), 4)
         images[i, 2 + 6 * row : 8 + 6 * row, 2 + 6 * col : 8 + 6 * col] = 255
     return images
+
+
+@pytest.fixture
+def interrupt_installed():
+    """The project's Ctrl-C and SIGTERM handler (framework/interrupt.py), then the previous
+    handlers back."""
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    interrupt.install()
+    yield
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+    interrupt._requested.clear()
 
 
 @pytest.fixture

@@ -7,17 +7,6 @@ import tempfile
 import pytest
 
 from fashion_transfer import files
-from fashion_transfer.framework import interrupt
-
-
-@pytest.fixture
-def interrupt_handlers():
-    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    interrupt.install()
-    yield
-    for number, handler in before.items():
-        signal.signal(number, handler)
-    interrupt._requested.clear()
 
 
 def _left(folder):
@@ -38,7 +27,7 @@ def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary_one(tmp_
 
 
 def test_a_signal_while_the_temporary_file_is_made_leaves_nothing_behind(
-    tmp_path, monkeypatch, interrupt_handlers
+    tmp_path, monkeypatch, interrupt_installed
 ):
     """SIGTERM right as the temporary file exists (where `kedro run` is when it logs that it
     saves a model): the run stops, the previous file stays, and no temporary file is left."""

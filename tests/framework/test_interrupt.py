@@ -9,16 +9,6 @@ import pytest
 from fashion_transfer.framework import interrupt
 
 
-@pytest.fixture
-def installed():
-    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    interrupt.install()
-    yield
-    for number, handler in previous.items():
-        signal.signal(number, handler)
-    interrupt._requested.clear()
-
-
 class SlowFinaliser:
     """Like a connection that closes itself when collected: SIGTERM arrives meanwhile."""
 
@@ -27,7 +17,7 @@ class SlowFinaliser:
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_a_signal_whose_exception_a_finaliser_swallowed_still_stops_the_run(installed):
+def test_a_signal_whose_exception_a_finaliser_swallowed_still_stops_the_run(interrupt_installed):
     interrupt.check()  # nothing arrived yet
     SlowFinaliser()  # Python prints "Exception ignored in ..." and goes on
     gc.collect()
@@ -35,7 +25,7 @@ def test_a_signal_whose_exception_a_finaliser_swallowed_still_stops_the_run(inst
         interrupt.check()
 
 
-def test_ctrl_c_and_sigterm_both_interrupt(installed):
+def test_ctrl_c_and_sigterm_both_interrupt(interrupt_installed):
     for number in (signal.SIGINT, signal.SIGTERM):
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), number)  # delivered before the next line runs

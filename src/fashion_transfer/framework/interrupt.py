@@ -24,6 +24,11 @@ def _handler(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def requested() -> bool:
+    """Whether a signal arrived since `install()`."""
+    return _requested.is_set()
+
+
 def check() -> None:
     """Raise KeyboardInterrupt if a signal arrived, even one whose exception was lost."""
     if _requested.is_set():

@@ -290,9 +290,20 @@ def run_study(study: optuna.Study, objective: Callable, tune: TuneParams) -> Non
                 study.stop()
             raise
 
+    def stopping_on_a_signal(study: optuna.Study, trial: FrozenTrial) -> None:
+        # Where a library turned the signal's KeyboardInterrupt into an error that `catch`
+        # takes, Optuna would start the next trial: no trial starts after a signal.
+        if interrupt.requested():
+            study.stop()
+
     study.optimize(
-        stopping_when_mlflow_is_gone, n_trials=tune.n_trials, timeout=timeout, catch=(Exception,)
+        stopping_when_mlflow_is_gone,
+        n_trials=tune.n_trials,
+        timeout=timeout,
+        catch=(Exception,),
+        callbacks=[stopping_on_a_signal],
     )
+    interrupt.check()
     if lost:
         raise TrackingStoreError(
             f"The MLflow tracking server at {redact(mlflow.get_tracking_uri())} stopped "

@@ -23,6 +23,31 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+# The longest test modules first (seconds each on the 2-core AVX512-BF16 machine, `pytest
+# --durations`), so that the two workers (pyproject.toml's addopts) take them at the start and
+# the short ones even out the end: the end-to-end runs of tests/e2e/test_run.py (~300 s), the
+# team stack's (~170 s and ~80 s), the web app's (~90 s with the small run), tuning (~65 s).
+LONGEST_FIRST = (
+    "tests/e2e/test_run.py",
+    "tests/e2e/test_team.py",
+    "tests/e2e/test_team_network.py",
+    "tests/e2e/test_app.py",
+    "tests/e2e/test_tune.py",
+    "tests/e2e/test_fresh_environment.py",
+    "tests/e2e/test_stores.py",
+    "tests/e2e/test_browser.py",
+    "tests/e2e/test_notebook.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: within a module, and among the others, as collected
+
+
 def idx_bytes(array: np.ndarray, kind: str) -> bytes:
     header = MAGIC[kind].to_bytes(4, "big") + b"".join(
         size.to_bytes(4, "big") for size in array.shape

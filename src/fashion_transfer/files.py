@@ -6,25 +6,26 @@ it exists (the temporary file is made 0600)."""
 from __future__ import annotations
 
 import os
-import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from fashion_transfer.framework import interrupt
 
 
 def write_atomically(path: Path, write: Callable[[Path], None], mode: int = 0o644) -> None:
     """Call `write(temporary_path)`, then rename the temporary file to `path` (with `mode`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp_path: Path | None = None
-    # Ctrl-C and SIGTERM wait while the temporary file is made and named: a KeyboardInterrupt
-    # between its creation and the name that the clean-up below needs left it behind.
-    held = _hold_signals()
     try:
-        handle, temp_name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".part"
-        )
-        temp_path = Path(temp_name)
-        _release_signals(held)
+        # Ctrl-C and SIGTERM wait while the temporary file is made and named: a
+        # KeyboardInterrupt between its creation and the name that the clean-up below needs
+        # left it behind.
+        with interrupt.held():
+            handle, temp_name = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{path.name}.", suffix=".part"
+            )
+            temp_path = Path(temp_name)
         os.close(handle)  # made 0600 by mkstemp
         write(temp_path)
         if mode != 0o600:
@@ -33,23 +34,6 @@ def write_atomically(path: Path, write: Callable[[Path], None], mode: int = 0o64
     finally:
         if temp_path is not None:
             temp_path.unlink(missing_ok=True)
-        _release_signals(held)
-
-
-_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-def _hold_signals() -> set | None:
-    if not hasattr(signal, "pthread_sigmask"):  # Windows
-        return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-
-
-def _release_signals(held: set | None) -> None:
-    """Put back the signal mask `_hold_signals` found (a signal that came meanwhile is
-    delivered now); again after the first time, it changes nothing."""
-    if held is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def write_whole(path: Path, data: bytes) -> None:

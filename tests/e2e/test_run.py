@@ -399,7 +399,7 @@ def test_interrupted_run_is_killed_registers_nothing_and_keeps_models_whole(
         run.kill()
     assert when in output, output[-3000:]
     assert run.returncode != 0
-    assert "Interrupted. The MLflow run is marked KILLED" in output
+    assert "Interrupted. The MLflow run is marked KILLED" in output, output[-5000:]
     (killed,) = new_runs(project, known)
     assert killed.info.status == "KILLED"
     assert version_counts(project) == before and _champions(project) == champions

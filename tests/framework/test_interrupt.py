@@ -32,3 +32,26 @@ def test_ctrl_c_and_sigterm_both_interrupt(interrupt_installed):
         with pytest.raises(KeyboardInterrupt):
             interrupt.check()
         interrupt._requested.clear()
+
+
+def test_a_signal_in_a_held_block_waits_until_the_block_is_done(interrupt_installed):
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt.held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append("the rest of the block")
+            with interrupt.held():  # an inner block does not end the wait
+                done.append("the inner block")
+            done.append("after the inner block")
+    assert done == ["the rest of the block", "the inner block", "after the inner block"]
+
+
+def test_a_held_block_s_own_error_goes_on_and_the_signal_is_still_remembered(
+    interrupt_installed,
+):
+    with pytest.raises(OSError, match="disk full"):
+        with interrupt.held():
+            os.kill(os.getpid(), signal.SIGINT)
+            raise OSError("disk full")
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.check()

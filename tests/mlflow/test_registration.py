@@ -1,5 +1,8 @@
 """Registration of a run's models (mlflow/registration.py) against a throw-away store."""
 
+import os
+import signal
+
 import mlflow
 import numpy as np
 import pytest
@@ -100,3 +103,28 @@ def test_a_failure_while_registering_removes_what_the_run_registered(store, monk
     tags = store.get_run(run.info.run_id).data.tags
     assert tags["registry"] == "rolled back (interrupted): fashion-test version 2"
     assert not any(key.endswith(".registered_model") for key in tags)
+
+
+def test_a_signal_inside_mlflow_s_writes_waits_for_them_then_rolls_back(
+    store, monkeypatch, interrupt_installed
+):
+    """SIGTERM while MLflow creates the version (where `kedro run` logs "Created version"):
+    the version's writes finish, then the run stops and removes it, the store unlocked."""
+    catalog = _catalog()
+    logged = registration.log_classifier
+    writes = []
+
+    def signal_while_logging(model, graph, data, name):
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, inside the writes
+        info = logged(model, graph, data, name)
+        writes.append(info.registered_model_version)
+        return info
+
+    monkeypatch.setattr(registration, "log_classifier", signal_while_logging)
+    with mlflow.start_run() as run:
+        with pytest.raises(KeyboardInterrupt):
+            registration.register(PLAN, catalog, "champion")
+    assert writes == [1]  # logged whole before the interruption
+    assert store.search_model_versions("name='fashion-test'") == []
+    tags = store.get_run(run.info.run_id).data.tags
+    assert tags["registry"] == "rolled back (interrupted): fashion-test version 1"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -99,39 +98,43 @@ def register(plan: dict, catalog, alias: str) -> None:
                 tags[f"{stage}.registered_model"] = f"skipped: {reason}"
                 lines.append(f"Registered no {stage} model: {reason}.")
                 continue
-            name = entry["name"]
-            holders[name] = holder_of(client, name, alias)
-            descriptions.setdefault(name, _description(client, name))
-            with span("logging the model"):
-                info = log_classifier(model, graph, data, name)
-            version = str(info.registered_model_version)
-            client.set_model_version_tag(name, version, "registered_by", _who(run))
-            client.update_model_version(
-                name, version, version_description(stage, entry, run, parity.describe())
-            )
-            question = {
-                "classes": ",".join(str(label) for label in data["source_classes"]),
-                "validation_split": entry["validation_split"],
-            }
-            promoted, reason, holder = promote_if_best(
-                client, name, version, entry, alias, question
-            )
-            if holder == version or holder is None:
-                # The registered model's page describes the version its alias serves: a
-                # version that did not take the alias (another question, a worse figure)
-                # leaves the description of the one that did.
-                client.update_registered_model(
-                    name, model_description(name, data["class_names"], data["source_classes"])
+            # A signal waits until the version is logged, tagged and compared (a second or
+            # two): cut inside MLflow's own writes, it could leave the tracking store's
+            # connection mid-transaction, and the roll-back below locked out of it.
+            with interrupt.held():
+                name = entry["name"]
+                holders[name] = holder_of(client, name, alias)
+                descriptions.setdefault(name, _description(client, name))
+                with span("logging the model"):
+                    info = log_classifier(model, graph, data, name)
+                version = str(info.registered_model_version)
+                client.set_model_version_tag(name, version, "registered_by", _who(run))
+                client.update_model_version(
+                    name, version, version_description(stage, entry, run, parity.describe())
                 )
-            tags |= {
-                f"{stage}.registered_model": f"{name} version {version}",
-                f"{stage}.promoted": str(promoted).lower(),
-                f"{stage}.promotion_reason": reason,
-                f"{stage}.{alias}": f"version {holder}" if holder else "none",
-            }
-            lines.append(
-                f"Registered {name} version {version}: {reason}; {alias} is version {holder}."
-            )
+                question = {
+                    "classes": ",".join(str(label) for label in data["source_classes"]),
+                    "validation_split": entry["validation_split"],
+                }
+                promoted, reason, holder = promote_if_best(
+                    client, name, version, entry, alias, question
+                )
+                if holder == version or holder is None:
+                    # The registered model's page describes the version its alias serves: a
+                    # version that did not take the alias (another question, a worse figure)
+                    # leaves the description of the one that did.
+                    client.update_registered_model(
+                        name, model_description(name, data["class_names"], data["source_classes"])
+                    )
+                tags |= {
+                    f"{stage}.registered_model": f"{name} version {version}",
+                    f"{stage}.promoted": str(promoted).lower(),
+                    f"{stage}.promotion_reason": reason,
+                    f"{stage}.{alias}": f"version {holder}" if holder else "none",
+                }
+                lines.append(
+                    f"Registered {name} version {version}: {reason}; {alias} is version {holder}."
+                )
         interrupt.check()
     except BaseException as error:
         _roll_back(client, run.info.run_id, holders, descriptions, alias, error)
@@ -168,9 +171,7 @@ def _roll_back(
     signals held off so that a second Ctrl-C cannot leave it half done; the run's tag and the
     log say what was undone."""
     cause = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}"
-    signals = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    try:
+    with interrupt.held():
         undone = []
         for found in client.search_model_versions(f"run_id='{run_id}'"):
             name, version = found.name, str(found.version)
@@ -193,5 +194,3 @@ def _roll_back(
             ", ".join(undone) or "nothing (no version was registered yet)",
             alias,
         )
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)

@@ -17,6 +17,9 @@ def client(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    # An experiment of this store: MLflow keeps the last one set, which may be another test's
+    # (in another store) in the same worker.
+    mlflow.set_experiment("metrics-test")
     yield mlflow.MlflowClient()
     while mlflow.active_run():
         mlflow.end_run()

@@ -5,7 +5,12 @@ remembers the signal, and the run checks at each step it takes (node, registrati
 there.
 
 A step that must not be cut in two (a file made and named, a model version logged to the
-registry) runs under `held()`: a signal that comes meanwhile is acted on as the step ends."""
+registry) runs under `held()`: a signal that comes meanwhile is acted on as the step ends.
+Nor is a database call cut in two (MLflow's and Optuna's SQL stores, through SQLAlchemy): a
+KeyboardInterrupt raised inside one can leave SQLite's write lock taken, and the run then cannot
+mark itself KILLED ("database is locked"). A signal that comes during one is remembered and the
+run's next check acts on it (the next node, epoch of a trial or registered version); a second
+signal meanwhile interrupts at once, for a call that does not return."""
 
 from __future__ import annotations
 
@@ -16,6 +21,17 @@ from collections.abc import Iterator
 
 _requested = threading.Event()
 _holding = 0  # how many `held()` blocks the main thread is in
+# Modules whose code a KeyboardInterrupt must not cut into: the SQL layer of MLflow and Optuna.
+_DATABASE_CODE = (
+    "sqlalchemy",
+    "sqlite3",
+    "alembic",
+    "psycopg2",
+    "mlflow.store.db",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "optuna.storages._rdb",
+)
 
 
 def install() -> None:
@@ -26,9 +42,20 @@ def install() -> None:
 
 
 def _handler(signum, frame) -> None:
+    again = _requested.is_set()
     _requested.set()
-    if not _holding:
-        raise KeyboardInterrupt
+    if _holding or (not again and _in_database_call(frame)):
+        return
+    raise KeyboardInterrupt
+
+
+def _in_database_call(frame) -> bool:
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if any(module == name or module.startswith(name + ".") for name in _DATABASE_CODE):
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager

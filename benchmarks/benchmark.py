@@ -329,7 +329,7 @@ def run_benchmark(
     return {
         "params": params,
         "device": device,
-        "project": str(project),
+        "code": code_version(project),
         "wall_seconds": finished - started,
         "fixed_seconds": sum(parts[part] for part in FIXED_PARTS),
         "new_store_seconds": store_seconds,
@@ -363,6 +363,15 @@ def median_parts(runs: list[dict]) -> dict[str, float]:
     }
 
 
+def code_version(project: Path) -> str:
+    """The commit the timed code is at (`git describe --always --dirty`), not its path: a
+    result file names the code, never the machine's folders."""
+    result = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=project, capture_output=True, text=True
+    )
+    return result.stdout.strip() or "not a git checkout"
+
+
 def print_runs(figures: dict, rounds: int) -> None:
     """One column per side (the median over the rounds), the ratio where there are two."""
     sides = [which for which in ("against", "run") if which in figures]
@@ -371,7 +380,7 @@ def print_runs(figures: dict, rounds: int) -> None:
     for which in sides:
         run = figures[which]
         print(f"\n{which}: kedro run --params {run['params']},runtime.device={run['device']}")
-        print(f"  code: {run['project']}")
+        print(f"  code: {run.get('code', run.get('project'))}")
         for split in ("val", "test"):
             accuracies = run[f"{split}_accuracy"].items()
             print(f"  {split} accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in accuracies))

@@ -1,6 +1,7 @@
 """benchmarks/benchmark.py's split of a run's wall time into parts, from the run's stamps."""
 
 import importlib.util
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,14 @@ def test_stamps_of_a_project_from_before_the_timing_hooks_give_the_same_parts():
     assert parts["start-up"] == 13.0 and parts["tracking: parameters"] == 0.0
     assert parts["tracking: run end"] == 9.0  # registration included
     assert sum(parts.values()) == pytest.approx(40.0)
+
+
+def test_a_result_names_the_code_by_its_commit_never_by_its_folder(tmp_path):
+    project = PATH.parents[1]
+    version = benchmark.code_version(project)
+    assert str(project) not in version
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
+    assert head.startswith(version.split("-")[0])
+    assert benchmark.code_version(tmp_path) == "not a git checkout"

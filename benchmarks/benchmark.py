@@ -364,10 +364,13 @@ def median_parts(runs: list[dict]) -> dict[str, float]:
 
 
 def code_version(project: Path) -> str:
-    """The commit the timed code is at (`git describe --always --dirty`), not its path: a
+    """The commit the timed code is at (its hash, `-dirty` with changes), not its path: a
     result file names the code, never the machine's folders."""
     result = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], cwd=project, capture_output=True, text=True
+        ["git", "describe", "--always", "--dirty", "--exclude=*"],
+        cwd=project,
+        capture_output=True,
+        text=True,
     )
     return result.stdout.strip() or "not a git checkout"
 

@@ -152,11 +152,11 @@ class FashionCNN(nn.Module):
         self.head = _build_head(ARCHITECTURES[self.architecture], self.feature_size, num_classes)
 
     def freeze_features(self, trainable_blocks: int = 0) -> None:
-        """Stop training the convolutional blocks except the last `trainable_blocks`: frozen
-        blocks get no gradients and stay in eval mode, so neither dropout nor BatchNorm
-        running statistics change them."""
+        """Stop training the convolutional blocks except the last `trainable_blocks` (all of
+        them, if the network has fewer): frozen blocks get no gradients and stay in eval mode,
+        so neither dropout nor BatchNorm running statistics change them."""
         blocks = list(self.features)[:-1]  # the last module is the Flatten
-        self.frozen_blocks = blocks[: len(blocks) - trainable_blocks]
+        self.frozen_blocks = blocks[: max(len(blocks) - trainable_blocks, 0)]
         self.features.requires_grad_(True)
         for block in self.frozen_blocks:
             block.requires_grad_(False)

@@ -153,10 +153,12 @@ class TrainingParams(_Strict):
 
 class TransferParams(TrainingParams):
     scratch_baseline: bool = True
-    # After the frozen-features head training: fine-tune the last convolutional block too,
-    # at a lower learning rate, for this many more epochs (0: no fine-tuning).
+    # After the frozen-features head training: fine-tune the last `fine_tune_blocks`
+    # convolutional blocks too, at a lower learning rate, for this many more epochs (0: no
+    # fine-tuning).
     fine_tune_epochs: int = Field(default=0, ge=0)
     fine_tune_learning_rate: PositiveFloat = 1e-4
+    fine_tune_blocks: PositiveInt = 1
 
 
 class FitAnalysisParams(_Strict):

@@ -49,7 +49,14 @@ def test_frozen_weights_are_bit_identical_after_transfer_training(
     assert all(torch.equal(head_before[k], v) for k, v in pretrained.head.state_dict().items())
 
 
-def test_a_fine_tune_that_beats_the_head_is_kept_and_changes_only_the_last_block(stage_data):
+@pytest.mark.parametrize(
+    ("fine_tune_blocks", "frozen", "changed"), [(1, ["0."], ["1."]), (3, [], ["0.", "1."])]
+)
+def test_a_fine_tune_that_beats_the_head_is_kept_and_changes_only_its_blocks(
+    stage_data, fine_tune_blocks, frozen, changed
+):
+    """The last `fine_tune_blocks` blocks change, the others stay as pretrained; asking for
+    more blocks than the network has fine-tunes all of them."""
     pretrained = FashionCNN("bn2", num_classes=5)
     before = {k: v.clone() for k, v in pretrained.features.state_dict().items()}
     # A head trained at a tiny rate for one epoch leaves room on validation for the fine-tune.
@@ -59,15 +66,18 @@ def test_a_fine_tune_that_beats_the_head_is_kept_and_changes_only_the_last_block
         "learning_rate": 1e-5,
         "fine_tune_epochs": 2,
         "fine_tune_learning_rate": 0.01,
+        "fine_tune_blocks": fine_tune_blocks,
     }
     model, history = transfer(pretrained, stage_data[1], params, RUNTIME_PARAMS)
     after = model.features.state_dict()
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert max(r["val_accuracy"] for r in history[1:]) > history[0]["val_accuracy"]
-    first_block = [k for k in before if k.startswith("0.")]
-    last_block = [k for k in before if k.startswith("1.")]
-    assert first_block and all(torch.equal(before[k], after[k]) for k in first_block)
-    assert last_block and not all(torch.equal(before[k], after[k]) for k in last_block)
+    for prefix in frozen:
+        block = [k for k in before if k.startswith(prefix)]
+        assert block and all(torch.equal(before[k], after[k]) for k in block)
+    for prefix in changed:
+        block = [k for k in before if k.startswith(prefix) and "running" not in k]
+        assert block and not all(torch.equal(before[k], after[k]) for k in block)
 
 
 def test_a_fine_tune_that_does_not_beat_the_head_is_discarded(stage_data):

@@ -21,7 +21,7 @@ def transfer(
     name: str = "transfer",
 ) -> tuple[FashionCNN, list[dict]]:
     """Keep the pretrained convolutional layers frozen and train a new dense head; then,
-    if asked, fine-tune the last convolutional block too at a lower learning rate, keeping
+    if asked, fine-tune the last convolutional blocks too at a lower learning rate, keeping
     the fine-tuned weights only if they beat the frozen-features model on validation.
 
     `feature_cache` (a dict the caller keeps) holds the frozen blocks' output between calls
@@ -37,7 +37,7 @@ def transfer(
     phase = {"feature_cache": feature_cache, "on_epoch_end": on_epoch_end}
     history = _fit_unfrozen(model, transfer_data, training, settings, name, **phase)
     if training.fine_tune_epochs:
-        model.freeze_features(trainable_blocks=1)
+        model.freeze_features(trainable_blocks=training.fine_tune_blocks)
         fine_tune = training.model_copy(
             update={
                 "epochs": training.fine_tune_epochs,

@@ -10,7 +10,7 @@ STAGES = {
     "pretrain": "the pretrained network, trained from scratch on its classes",
     "transfer": (
         "the pretrained network's frozen convolutional layers under a new dense head trained "
-        "on these classes (then its last block fine-tuned)"
+        "on these classes (then, where its recipe asks, its last blocks fine-tuned)"
     ),
     "ensemble": (
         "the mean of the class probabilities of the transfer model and the same network "
@@ -18,7 +18,7 @@ STAGES = {
     ),
     "catalogue": (
         "the pretrained network's frozen convolutional layers under a new dense head trained "
-        "on all ten classes (then its last block fine-tuned)"
+        "on all ten classes (then, where its recipe asks, its last blocks fine-tuned)"
     ),
 }
 

@@ -5,7 +5,11 @@ import torch
 
 from fashion_transfer.model import ARCHITECTURES, FashionCNN
 from fashion_transfer.params import TransferParams
-from fashion_transfer.pipelines.transfer.nodes import train_scratch_baseline, transfer
+from fashion_transfer.pipelines.transfer.nodes import (
+    frozen_features,
+    train_scratch_baseline,
+    transfer,
+)
 from fashion_transfer.training import fit
 from tests.conftest import (
     BFLOAT16_RUNTIME_PARAMS,
@@ -50,15 +54,20 @@ def test_frozen_weights_are_bit_identical_after_transfer_training(
 
 
 @pytest.mark.parametrize(
-    ("fine_tune_blocks", "frozen", "changed"), [(1, ["0."], ["1."]), (3, [], ["0.", "1."])]
+    ("architecture", "fine_tune_blocks", "frozen", "changed"),
+    [
+        ("bn2", 1, ["0."], ["1."]),
+        ("bn3", 2, ["0."], ["1.", "2."]),
+        ("bn2", 3, [], ["0.", "1."]),
+    ],
 )
 def test_a_fine_tune_that_beats_the_head_is_kept_and_changes_only_its_blocks(
-    stage_data, fine_tune_blocks, frozen, changed
+    stage_data, architecture, fine_tune_blocks, frozen, changed
 ):
     """The last `fine_tune_blocks` blocks change, the others stay as pretrained; asking for
     more blocks than the network has fine-tunes all of them."""
-    pretrained = FashionCNN("bn2", num_classes=5)
-    before = {k: v.clone() for k, v in pretrained.features.state_dict().items()}
+    pretrained = FashionCNN(architecture, num_classes=5)
+    before = {k: v.clone() for k, v in pretrained.features.named_parameters()}
     # A head trained at a tiny rate for one epoch leaves room on validation for the fine-tune.
     params = {
         **TRANSFER_PARAMS,
@@ -69,15 +78,28 @@ def test_a_fine_tune_that_beats_the_head_is_kept_and_changes_only_its_blocks(
         "fine_tune_blocks": fine_tune_blocks,
     }
     model, history = transfer(pretrained, stage_data[1], params, RUNTIME_PARAMS)
-    after = model.features.state_dict()
+    after = dict(model.features.named_parameters())
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert max(r["val_accuracy"] for r in history[1:]) > history[0]["val_accuracy"]
     for prefix in frozen:
         block = [k for k in before if k.startswith(prefix)]
         assert block and all(torch.equal(before[k], after[k]) for k in block)
     for prefix in changed:
-        block = [k for k in before if k.startswith(prefix) and "running" not in k]
+        block = [k for k in before if k.startswith(prefix)]
         assert block and not all(torch.equal(before[k], after[k]) for k in block)
+
+
+def test_the_feature_cache_holds_the_frozen_output_for_each_fine_tune(stage_data):
+    """Keyed by the number of frozen blocks: all of them (head training) and each fine-tune's;
+    with none frozen, the (standardised) images."""
+    pretrained = FashionCNN("bn3", num_classes=5)
+    assert set(frozen_features(pretrained, stage_data[1], RUNTIME_PARAMS)) == {3, 2}
+    cache = frozen_features(pretrained, stage_data[1], RUNTIME_PARAMS, (1, 3))
+    assert set(cache) == {3, 2, 0}
+    train = len(stage_data[1]["train_labels"])
+    assert cache[0]["train_images"].shape == (train, 1, 28, 28)
+    assert cache[2]["train_images"].shape[0] == train
+    assert cache[3]["val_images"].shape[0] == len(stage_data[1]["val_labels"])
 
 
 def test_a_fine_tune_that_does_not_beat_the_head_is_discarded(stage_data):

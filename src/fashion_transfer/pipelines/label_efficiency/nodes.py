@@ -17,6 +17,7 @@ from fashion_transfer.params import (
     LabelEfficiencyParams,
     RuntimeParams,
     SplitParams,
+    TransferParams,
     with_values,
 )
 from fashion_transfer.pipelines.transfer.nodes import (
@@ -83,7 +84,8 @@ def compare_arms(
         for name, changes in study.transfer_recipes.items()
     }
     scratch_recipe = {**transfer_params, "scratch_baseline": True}
-    features = frozen_features(pretrain_model, transfer_data, runtime)
+    blocks = {TransferParams.model_validate(r).fine_tune_blocks for r in recipes.values()}
+    features = frozen_features(pretrain_model, transfer_data, runtime, blocks)
     rows = []
     for per_class in study.sizes():
         for seed in study.seeds:

@@ -57,14 +57,17 @@ def transfer(
     return model, history
 
 
-def frozen_features(pretrain_model: FashionCNN, stage_data: dict, runtime: dict) -> dict:
+def frozen_features(
+    pretrain_model: FashionCNN, stage_data: dict, runtime: dict, fine_tune_blocks=(1,)
+) -> dict:
     """The frozen blocks' output for the training and validation images, for head training
-    (all blocks frozen) and for fine-tuning (all but the last): the `feature_cache` that
-    `transfer` takes, computed up front, so that subsets of the images can take their rows."""
+    (all blocks frozen) and for fine-tuning each of `fine_tune_blocks` last blocks: the
+    `feature_cache` that `transfer` takes, computed up front, so that subsets of the images
+    can take their rows."""
     settings = RuntimeParams.model_validate(runtime)
     model = copy.deepcopy(pretrain_model)
     cache = {}
-    for trainable_blocks in (0, 1):
+    for trainable_blocks in sorted({0, *fine_tune_blocks}):
         model.freeze_features(trainable_blocks)
         cache[len(model.frozen_blocks)] = _frozen_output(model, stage_data, settings)
     return cache

@@ -66,7 +66,8 @@ def tune_recipe(
     schema = TrainingParams if tune.stage == "pretrain" else TransferParams
     feature_cache: dict = {}  # the frozen blocks' output, computed once for all trials,
     if tune.stage == "transfer":  # before the first, so that no trial's seconds include it
-        feature_cache = frozen_features(pretrain_model, training_data, runtime)
+        blocks = (TransferParams.model_validate(base).fine_tune_blocks,)
+        feature_cache = frozen_features(pretrain_model, training_data, runtime, blocks)
     space = tune.search_space[tune.stage]
     if tune.two_objectives and not study.trials:
         current = {**base, "model": model_params}

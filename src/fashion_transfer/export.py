@@ -10,8 +10,10 @@ metadata names the score and gives the threshold and the temperature."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +28,12 @@ from fashion_transfer.training import inference_batch_size
 logger = logging.getLogger(__name__)
 
 OPSET = 20
+# How the graph is made: PyTorch's TorchScript-based exporter (tracing, about 0.1 s a model
+# on a 2-core CPU) or its torch.export-based one (`dynamo`, 2.5-3 s a model and 7 s for the
+# first in a process). For these models the two graphs give the same outputs to the bit at
+# the same ONNX Runtime speed (docs/benchmarks.md). PyTorch deprecates the first: where it
+# fails (or is gone), to_onnx says so and uses the second; registry.onnx_exporter picks.
+EXPORTERS = ("torchscript", "dynamo")
 # Parity: each probability within this of PyTorch's (float32 on the CPU), and the same class
 # for every image whose two most likely classes are further apart than TIE.
 TOLERANCE = 1e-5
@@ -66,27 +74,45 @@ def _as_served(model: ImageClassifier | ServedClassifier) -> nn.Module:
 
 
 def to_onnx(
-    model: ImageClassifier | ServedClassifier, class_names: list[str], source_classes: list[int]
+    model: ImageClassifier | ServedClassifier,
+    class_names: list[str],
+    source_classes: list[int],
+    exporter: str = "torchscript",
 ) -> bytes:
-    """The serialised ONNX graph of `model` in eval mode (its mirror average included)."""
+    """The serialised ONNX graph of `model` in eval mode (its mirror average included), made
+    by `exporter` (one of EXPORTERS)."""
     import onnx
 
+    if exporter not in EXPORTERS:
+        raise ValueError(f"Unknown ONNX exporter {exporter!r}; choose one of {EXPORTERS}.")
     wrapped = _as_served(model)
     served = isinstance(model, ServedClassifier)
     example = torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE)
     outputs = ["probabilities", *(["ood_score", "recognised"] if served else [])]
-    program = torch.onnx.export(
-        wrapped,
-        (example,),
-        dynamo=True,
-        opset_version=OPSET,
-        external_data=False,
-        input_names=["images"],
-        output_names=outputs,
-        dynamic_shapes=({0: torch.export.Dim("batch")},),
-        verbose=False,
-    )
-    proto = program.model_proto
+    proto = None
+    if exporter == "torchscript":
+        try:
+            proto = _torchscript_graph(wrapped, example, outputs)
+        except Exception as error:  # a PyTorch without it, or a model it cannot trace
+            logger.warning(
+                "PyTorch's TorchScript-based ONNX exporter failed (%s: %s); exporting with "
+                "its torch.export-based one instead (registry.onnx_exporter: dynamo skips "
+                "this attempt).",
+                type(error).__name__,
+                error,
+            )
+    if proto is None:
+        proto = torch.onnx.export(
+            wrapped,
+            (example,),
+            dynamo=True,
+            opset_version=OPSET,
+            external_data=False,
+            input_names=["images"],
+            output_names=outputs,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            verbose=False,
+        ).model_proto
     metadata = {
         "class_names": json.dumps(list(class_names)),
         "source_classes": json.dumps([int(label) for label in source_classes]),
@@ -99,6 +125,27 @@ def to_onnx(
         }
     onnx.helper.set_model_props(proto, metadata)
     return proto.SerializeToString()
+
+
+def _torchscript_graph(wrapped: nn.Module, example: torch.Tensor, outputs: list[str]):
+    import onnx
+
+    graph = io.BytesIO()
+    with warnings.catch_warnings():
+        # Its deprecation notice: registry.onnx_exporter names the replacement, and to_onnx
+        # turns to it if this exporter is gone.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            wrapped,
+            (example,),
+            graph,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["images"],
+            output_names=outputs,
+            dynamic_axes={name: {0: "batch"} for name in ["images", *outputs]},
+        )
+    return onnx.load_from_string(graph.getvalue())
 
 
 @dataclass(frozen=True)

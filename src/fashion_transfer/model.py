@@ -241,7 +241,7 @@ class ServedClassifier(nn.Module):
 
     def recognise(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The calibrated logits and the out-of-distribution score of each image."""
-        if self.recogniser.class_means.shape[1]:
+        if self.recogniser.needs_features:
             logits, features = self.classifier.logits_and_embedding(images)
             logits = logits / self.temperature
         else:  # scores of the logits alone need no features

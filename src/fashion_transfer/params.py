@@ -250,6 +250,7 @@ class RegistryParams(_Strict):
     register_models: bool
     alias: str = Field(min_length=1)
     parity_images: int | None = Field(ge=1)
+    onnx_exporter: Literal["torchscript", "dynamo"] = "torchscript"
     model_names: dict[Literal["pretrain", "transfer", "ensemble", "catalogue"], str]
 
     # MLflow's own rules, checked before anything runs instead of after training.

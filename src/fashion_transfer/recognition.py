@@ -55,6 +55,11 @@ class Recogniser(nn.Module):
             "feature_size": int(self.class_means.shape[1]),
         }
 
+    @property
+    def needs_features(self) -> bool:
+        """Whether the score reads the backbone's features, not the logits alone."""
+        return self.score in FEATURE_SCORES
+
     def forward(self, logits: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         if self.score == "msp":
             return 1.0 - torch.softmax(logits, dim=1).amax(dim=1)

@@ -45,6 +45,7 @@ PLAN = {
         "test_accuracy": 0.8,
         "validation_split": "0.1 of all training examples per stage, seed 42",
         "parity_images": 30,
+        "onnx_exporter": "torchscript",
         "seed": 42,
     },
     "ensemble": {"name": "fashion-test-ensemble", "skipped": "not built in this run"},

@@ -5,6 +5,7 @@ logged with its checkpoint, registered with its model card, and judged by the ch
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -59,6 +60,7 @@ def plan_registration(metrics: dict[str, dict], registry_params: dict, split_par
             "test_accuracy": metrics[stage]["test_accuracy"],
             "validation_split": validation_split,
             "parity_images": registry.parity_images,
+            "onnx_exporter": registry.onnx_exporter,
             "seed": split.seed,
         }
     return plan
@@ -77,6 +79,7 @@ def register(plan: dict, catalog, alias: str) -> None:
     holders: dict[str, str | None] = {}  # each model's alias holder before this run
     descriptions: dict[str, str | None] = {}  # and its registered model's description
     tags, lines = {}, []
+    load = functools.cache(catalog.load)  # the models and stage data shared by the stages
     try:
         for stage, entry in plan.items():
             interrupt.check()
@@ -84,11 +87,16 @@ def register(plan: dict, catalog, alias: str) -> None:
                 tags[f"{stage}.registered_model"] = f"skipped: {entry['skipped']}"
                 lines.append(f"Registered no {stage} model: {entry['skipped']}.")
                 continue
-            model = catalog.load(entry["dataset"])
+            model = load(entry["dataset"])
             model = model[stage] if isinstance(model, dict) else model
-            data = catalog.load(entry["data"])
+            data = load(entry["data"])
             with span("onnx export"):
-                graph = to_onnx(model, data["class_names"], data["source_classes"])
+                graph = to_onnx(
+                    model,
+                    data["class_names"],
+                    data["source_classes"],
+                    entry["onnx_exporter"],
+                )
             with span("parity check"):
                 parity = check_parity(
                     graph, model, data["val_images"], entry["parity_images"], entry["seed"]

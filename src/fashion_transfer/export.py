@@ -15,6 +15,7 @@ import json
 import logging
 import warnings
 from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
 import onnxruntime
@@ -23,6 +24,7 @@ from torch import nn
 
 from fashion_transfer.fashion_mnist import IMAGE_SIZE
 from fashion_transfer.model import ImageClassifier, ServedClassifier
+from fashion_transfer.params import OnnxExporter
 from fashion_transfer.training import inference_batch_size
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ OPSET = 20
 # first in a process). For these models the two graphs give the same outputs to the bit at
 # the same ONNX Runtime speed (docs/benchmarks.md). PyTorch deprecates the first: where it
 # fails (or is gone), to_onnx says so and uses the second; registry.onnx_exporter picks.
-EXPORTERS = ("torchscript", "dynamo")
+EXPORTERS: tuple[str, ...] = get_args(OnnxExporter)
 # Parity: each probability within this of PyTorch's (float32 on the CPU), and the same class
 # for every image whose two most likely classes are further apart than TIE.
 TOLERANCE = 1e-5

@@ -246,11 +246,15 @@ class RuntimeParams(_Strict):
         raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
 
 
+# PyTorch's ONNX exporters the registration can use (fashion_transfer/export.py).
+OnnxExporter = Literal["torchscript", "dynamo"]
+
+
 class RegistryParams(_Strict):
     register_models: bool
     alias: str = Field(min_length=1)
     parity_images: int | None = Field(ge=1)
-    onnx_exporter: Literal["torchscript", "dynamo"] = "torchscript"
+    onnx_exporter: OnnxExporter = "torchscript"
     model_names: dict[Literal["pretrain", "transfer", "ensemble", "catalogue"], str]
 
     # MLflow's own rules, checked before anything runs instead of after training.

@@ -2,7 +2,7 @@
 which a picture is not recognised as any class it knows.
 
 The established scores (evaluation.recognition.score chooses; docs/experiments.md measures
-them):
+them all, in its section on the out-of-distribution score):
 
 - `msp`: one minus the largest (calibrated) class probability (Hendrycks and Gimpel, 2017);
 - `max_logit`: minus the largest logit (Hendrycks et al., 2022);

@@ -6,8 +6,8 @@ remote server). `BatchedMlflowHook` logs what is new in one `log_batch` per node
 parameter once a run, with the plugin's own flattening, name sanitising and
 `long_params_strategy`; and it reopens the MLflow run before a node only in a thread that
 does not have it already (the plugin fetches the run from the store before every node).
-Everything else is the plugin's. framework/hooks.py registers it in
-place of the plugin's hook."""
+Everything else is the plugin's. framework/hooks.py registers it in place of the plugin's
+hook."""
 
 from __future__ import annotations
 

@@ -32,38 +32,40 @@ def _hook(kind):
     return hook
 
 
-def _logged(store, kind, inputs_per_node) -> tuple[dict, list]:
+def _logged(counted, kind, inputs_per_node) -> tuple[dict, list]:
+    store, calls = counted
     requests = []
     hook = _hook(kind)
     with mlflow.start_run() as run:
         hook.run_id = run.info.run_id  # as before_pipeline_run leaves it
         for inputs in inputs_per_node:
-            before = _calls["n"]
+            before = calls["n"]
             hook.before_node_run(node(lambda *a: None, "x", None), None, inputs, False)
-            requests.append(_calls["n"] - before)
+            requests.append(calls["n"] - before)
     while mlflow.active_run():  # the plugin pushes the run again on every node
         mlflow.end_run()
     return store.get_run(run.info.run_id).data.params, requests
 
 
-_calls = {"n": 0}  # requests to the store (the `counted` fixture)
-
-
 @pytest.fixture
 def counted(store, monkeypatch):
-    """Count the requests that write parameters or read the run, whichever way they are made."""
+    """The store, and how many requests wrote parameters or read a run, whichever way they
+    were made. Runs a failing test leaves open end here, in this store, not at exit in
+    MLflow's default one (a stray mlflow.db in the working folder)."""
     from mlflow.tracking._tracking_service.client import TrackingServiceClient
 
+    calls = {"n": 0}
     for method in ("log_param", "log_batch", "get_run"):
         original = getattr(TrackingServiceClient, method)
 
         def counting(self, *args, _original=original, **kwargs):
-            _calls["n"] += 1
+            calls["n"] += 1
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(TrackingServiceClient, method, counting)
-    _calls["n"] = 0
-    return store
+    yield store, calls
+    while mlflow.active_run():
+        mlflow.end_run()
 
 
 def test_the_run_holds_what_the_plugin_logs_in_one_request_per_node_and_each_parameter_once(
@@ -103,7 +105,8 @@ def test_a_node_in_another_thread_gets_the_run_reopened(counted):
         thread.start()
         thread.join()
     assert seen["run"] == run.info.run_id
-    assert counted.get_run(run.info.run_id).data.params["runtime.device"] == "cpu"
+    store, _ = counted
+    assert store.get_run(run.info.run_id).data.params["runtime.device"] == "cpu"
 
 
 def test_more_parameters_than_one_request_takes_go_in_several(counted):
@@ -122,7 +125,8 @@ def test_a_parameter_too_long_for_mlflow_fails_as_the_plugin_is_configured(count
     hook.long_params_strategy = "truncate"
     with mlflow.start_run() as run:
         hook.before_node_run(node(lambda *a: None, "x", None), None, long, False)
-    assert len(counted.get_run(run.info.run_id).data.params["note"]) < 7000
+    store, _ = counted
+    assert len(store.get_run(run.info.run_id).data.params["note"]) < 7000
 
 
 def test_a_session_has_the_batched_hook_and_not_the_plugins_own():

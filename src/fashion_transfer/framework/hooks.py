@@ -1,8 +1,8 @@
 """Project hooks: check every parameter and the tracking store before any node runs and set
 up PyTorch once; name and tag each MLflow run and register the models of a successful run
 (mlflow/registration.py); one writer of data/ at a time (RunLockHooks); kedro-mlflow's hook
-with batched parameters (MlflowHooks). The phases' times for
-the benchmark are framework/timing.py's."""
+with batched parameters (MlflowHooks). The phases' times for the benchmark are
+framework/timing.py's."""
 
 from __future__ import annotations
 

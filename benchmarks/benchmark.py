@@ -224,7 +224,7 @@ def node_groups() -> dict[str, set[str]]:
         "pretrain": {"pretrain"},
         "transfer": {"transfer"},
         "scratch baseline": {"train_scratch_baseline"},
-        "catalogue": {"train_catalogue", "train_catalogue_scratch"},
+        "catalogue": {"make_catalogue_outliers", "train_catalogue", "train_catalogue_scratch"},
         "evaluation": {n.name for n in pipelines["evaluation"].nodes} - data - metrics,
         "tracking: metrics": metrics,
     }

@@ -1,4 +1,4 @@
-"""Pictures that are none of the ten classes, built offline, to measure whether a model can say
+"""Pictures that are none of the ten classes, built offline. To measure whether a model can say
 "this does not look like anything I know" (the evaluation pipeline):
 
 - `digits`: scikit-learn's bundled handwritten digits (1,797 of 8x8 pixels), each scaled to
@@ -7,7 +7,12 @@
   (fine and blotchy), gradients, shapes (circles, boxes, triangles, lines, outlined or filled)
   and text, each kind in equal numbers, seeded.
 
-Both are in the models' own form (28x28 uint8, the item light on black), as a picture is
+To teach a model to say it (outlier exposure, `training_outliers`), from sources that are
+none of those: crops of the photographs bundled with scikit-learn and matplotlib (a temple, a
+flower, a portrait, a gift box, a terrain model, a brain scan) through the served conversion,
+and training images cut into 7x7 patches and shuffled.
+
+All are in the models' own form (28x28 uint8, the item light on black), as a picture is
 after the served conversion."""
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 SIZE = 28
 SYNTHETIC_KINDS = ("blank", "noise", "blotches", "gradient", "shape", "text")
+PATCH = 7  # the side of the shuffled patches: a 4x4 grid of the 28x28 image
+# The photographs are shrunk to this longest side before cropping: a crop's conversion then
+# takes about a millisecond, and 28x28 keeps nothing finer anyway.
+PHOTO_SIDE = 256
 
 
 def digits() -> np.ndarray:
@@ -107,3 +116,68 @@ def _text(rng: np.random.Generator) -> np.ndarray:
     at = ((SIZE - (right - left)) / 2 - left, (SIZE - (bottom - top)) / 2 - top)
     pen.text(at, word, fill=int(rng.integers(128, 256)), font=font)
     return np.asarray(picture)
+
+
+def training_outliers(
+    train_images: np.ndarray, photo_crops: int, shuffled: int, seed: int
+) -> np.ndarray:
+    """`photo_crops` converted crops of the bundled photographs, then `shuffled` of
+    `train_images` with their 7x7 patches shuffled, as (N, 28, 28) uint8, seeded."""
+    rng = np.random.default_rng(seed)
+    crops = [_photo_crop(photo, rng) for photo in _choose(_photographs(), photo_crops, rng)]
+    chosen = rng.choice(len(train_images), shuffled, replace=shuffled > len(train_images))
+    patches = [_shuffled(train_images[index], rng) for index in chosen]
+    images = crops + patches
+    return np.stack(images) if images else np.zeros((0, SIZE, SIZE), np.uint8)
+
+
+def _photographs() -> list[Image.Image]:
+    """The photographs that scikit-learn and matplotlib install with them, grey or colour,
+    at most PHOTO_SIDE pixels on the longest side."""
+    import gzip
+
+    from matplotlib import cbook
+    from sklearn.datasets import load_sample_images
+
+    photos = [Image.fromarray(array) for array in load_sample_images().images]
+    for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png"):
+        with Image.open(cbook.get_sample_data(name, asfileobj=False)) as photo:
+            photos.append(photo.convert("RGB"))
+    with np.load(cbook.get_sample_data("jacksboro_fault_dem.npz", asfileobj=False)) as terrain:
+        photos.append(_grey(terrain["elevation"]))
+    with gzip.open(cbook.get_sample_data("s1045.ima.gz", asfileobj=False)) as scan:
+        photos.append(_grey(np.frombuffer(scan.read(), np.uint16).reshape(256, 256)))
+    for photo in photos:
+        photo.thumbnail((PHOTO_SIDE, PHOTO_SIDE))
+    return photos
+
+
+def _grey(values: np.ndarray) -> Image.Image:
+    values = values.astype(np.float32) - values.min()
+    return Image.fromarray(np.rint(255 * values / max(float(values.max()), 1e-6)).astype(np.uint8))
+
+
+def _choose(photos: list, count: int, rng: np.random.Generator) -> list:
+    return [photos[index] for index in rng.integers(0, len(photos), count)]
+
+
+def _photo_crop(photo: Image.Image, rng: np.random.Generator) -> np.ndarray:
+    """A square crop of 15-90% of the photograph's shorter side, turned up to 30 degrees and
+    mirrored half of the time, as the served conversion makes it."""
+    from fashion_transfer.served_model.pictures import convert_picture
+
+    width, height = photo.size
+    side = max(int(min(width, height) * rng.uniform(0.15, 0.9)), 8)
+    left = int(rng.integers(0, width - side + 1))
+    top = int(rng.integers(0, height - side + 1))
+    crop = photo.crop((left, top, left + side, top + side)).rotate(float(rng.uniform(-30, 30)))
+    if rng.random() < 0.5:
+        crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return convert_picture(crop).image
+
+
+def _shuffled(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    grid = SIZE // PATCH
+    patches = image.reshape(grid, PATCH, grid, PATCH).transpose(0, 2, 1, 3).reshape(-1, PATCH, PATCH)
+    patches = patches[rng.permutation(len(patches))]
+    return patches.reshape(grid, grid, PATCH, PATCH).transpose(0, 2, 1, 3).reshape(SIZE, SIZE)

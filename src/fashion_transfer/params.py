@@ -10,6 +10,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -122,6 +123,28 @@ class AugmentationParams(_Strict):
         )
 
 
+class OutlierExposureParams(_Strict):
+    """Outlier exposure (Hendrycks et al., 2019): each training batch brings as many
+    pictures that are none of the classes (outlier_sets.training_outliers), and the loss
+    adds `weight` times their cross-entropy to the uniform distribution, so that the model
+    learns to spread its probability over what it does not know. The pictures:
+    `photo_crops` crops of bundled photographs and `shuffled` patch-shuffled training
+    images, drawn with the recipe's seed."""
+
+    weight: PositiveFloat
+    photo_crops: NonNegativeInt
+    shuffled: NonNegativeInt
+
+    @model_validator(mode="after")
+    def _some_pictures(self) -> OutlierExposureParams:
+        if not self.photo_crops + self.shuffled:
+            raise ValueError(
+                "outlier exposure needs pictures: set photo_crops or shuffled above 0, "
+                "or outlier_exposure to null"
+            )
+        return self
+
+
 class TrainingParams(_Strict):
     epochs: PositiveInt
     batch_size: PositiveInt
@@ -139,6 +162,9 @@ class TrainingParams(_Strict):
     # has seen this many images: a small split then gets as many steps per epoch as a
     # larger one (the label-efficiency study trains subsets of 50 images this way).
     min_epoch_images: PositiveInt | None = None
+    # Pictures that are none of the classes in every batch, their predictions pulled towards
+    # uniform (the catalogue stage makes them: pipelines/catalogue); null: none.
+    outlier_exposure: OutlierExposureParams | None = None
     seed: int
 
     @model_validator(mode="after")
@@ -433,12 +459,17 @@ def split_model_values(values: dict) -> tuple[dict, dict]:
 
 
 def recipe_keys(schema: type[BaseModel]) -> set[str]:
-    """Every key of a training recipe, dotted for the augmentation's own keys."""
+    """Every key of a training recipe, dotted for a section's own keys (the augmentation's,
+    the outlier exposure's)."""
     keys = set()
     for name, field in schema.model_fields.items():
-        nested = [arg for arg in getattr(field.annotation, "__args__", ()) if arg is not None]
-        if any(isinstance(arg, type) and issubclass(arg, BaseModel) for arg in nested):
-            keys |= {f"{name}.{sub}" for sub in AugmentationParams.model_fields}
+        nested = [
+            arg
+            for arg in getattr(field.annotation, "__args__", ())
+            if isinstance(arg, type) and issubclass(arg, BaseModel)
+        ]
+        if nested:
+            keys |= {f"{name}.{sub}" for sub in nested[0].model_fields}
         else:
             keys.add(name)
     return keys
@@ -484,6 +515,18 @@ class ProjectParams(_Strict):
     predict_images: str | None = None
     # Only given on the command line: the registered model whose champion classifies them.
     predict_model: str | None = None
+
+    @model_validator(mode="after")
+    def _outliers_where_they_are_made(self) -> ProjectParams:
+        """Only the catalogue stage makes outlier pictures to train with."""
+        for stage in ("pretrain", "transfer"):
+            if getattr(self, stage).outlier_exposure is not None:
+                raise ValueError(
+                    f"{stage}.outlier_exposure: outlier exposure is built for the catalogue "
+                    f"stage only; set {stage}.outlier_exposure to null, or use it in "
+                    "catalogue.outlier_exposure"
+                )
+        return self
 
     @model_validator(mode="after")
     def _search_space_fits_the_recipe(self) -> ProjectParams:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from fashion_transfer.augmentation import augment
-from fashion_transfer.errors import TrainingDivergedError
+from fashion_transfer.errors import ParameterError, TrainingDivergedError
 from fashion_transfer.params import TrainingParams
 from fashion_transfer.progress import training_bar
 from fashion_transfer.served_model.contract import unit_scale
@@ -154,7 +154,9 @@ def fit(
     """Train `model` on a stage's train split for `config.epochs` epochs and return it with
     the weights of its best validation-accuracy epoch (or unchanged, if no epoch beats
     `accuracy_to_beat`), and the per-epoch history, numbered from `first_epoch`. The images
-    may also be tensors already computed by frozen layers in front of `model`.
+    may also be tensors already computed by frozen layers in front of `model`. With
+    `config.outlier_exposure`, `stage_data["outlier_images"]` holds the pictures of none of
+    the classes that each batch brings (in the same form as the training images).
     `on_epoch_end` sees each epoch's history row; it may stop training by raising (tuning
     prunes hopeless trials that way)."""
     torch.manual_seed(config.seed)
@@ -169,6 +171,14 @@ def fit(
     y_train = torch.from_numpy(stage_data["train_labels"]).long().to(target)
     x_val = as_input(stage_data["val_images"]).to(target)
     y_val = torch.from_numpy(stage_data["val_labels"]).long().to(target)
+    x_outliers = None
+    if config.outlier_exposure:
+        if len(stage_data.get("outlier_images", ())) == 0:
+            raise ParameterError(
+                f"{name}: outlier_exposure is set but the stage has no outlier pictures to "
+                "train with; only the catalogue stage makes them (catalogue.outlier_exposure)"
+            )
+        x_outliers = as_input(stage_data["outlier_images"]).to(target)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)
     epoch_size = max(len(x_train), config.min_epoch_images or 0)
     batches_per_epoch = -(-epoch_size // config.batch_size)
@@ -182,7 +192,7 @@ def fit(
             started = time.perf_counter()
             record = _train_one_epoch(
                 model, x_train, y_train, config, epoch_size, optimizer, scheduler, loss_fn,
-                generator, target, precision, bar,
+                generator, target, precision, bar, x_outliers,
             )  # fmt: skip
             val_loss, val_accuracy = evaluate(model, x_val, y_val, precision)
             record = {"epoch": first_epoch + phase_epoch - 1, **record}
@@ -221,10 +231,12 @@ def fit(
 
 def _train_one_epoch(
     model, x_train, y_train, config, epoch_size, optimizer, scheduler, loss_fn, generator,
-    target, precision, bar,
+    target, precision, bar, x_outliers=None,
 ) -> dict:  # fmt: skip
-    """One pass over an epoch's batches. Besides the objective (with label smoothing) it
-    measures the plain cross-entropy, which compares with the validation loss."""
+    """One pass over an epoch's batches. Besides the objective (with label smoothing and
+    outlier exposure) it measures the plain cross-entropy of the training images, which
+    compares with the validation loss. With `x_outliers`, each batch brings as many of them,
+    drawn at random, through the same augmentation and forward pass."""
     model.train()
     order = epoch_order(len(x_train), epoch_size, generator).to(target)
     objective_sum = torch.zeros((), device=target)
@@ -232,11 +244,22 @@ def _train_one_epoch(
     correct = torch.zeros((), device=target, dtype=torch.long)
     for batch in order.split(config.batch_size):
         images, labels = x_train[batch], y_train[batch]
+        if x_outliers is not None:
+            drawn = torch.randint(
+                len(x_outliers), (len(batch),), generator=generator, device=generator.device
+            )
+            images = torch.cat([images, x_outliers[drawn]])
         if config.augmentation:
             images = augment(images, config.augmentation, generator)
         with autocast(target, precision):
             logits = model(images)
+            if x_outliers is not None:
+                logits, outlier_logits = logits[: len(batch)], logits[len(batch) :]
             loss = loss_fn(logits, labels)
+            if x_outliers is not None:
+                loss = loss + config.outlier_exposure.weight * uniform_cross_entropy(
+                    outlier_logits
+                )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -251,6 +274,12 @@ def _train_one_epoch(
         "train_objective": objective_sum.item() / epoch_size,
         "train_accuracy": correct.item() / epoch_size,
     }
+
+
+def uniform_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """The mean cross-entropy of `logits` to the uniform distribution over the classes:
+    smallest where every class is equally likely."""
+    return -logits.float().log_softmax(1).mean(1).mean()
 
 
 def epoch_order(count: int, size: int, generator: torch.Generator) -> torch.Tensor:

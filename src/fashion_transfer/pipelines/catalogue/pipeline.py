@@ -2,13 +2,25 @@ from kedro.pipeline import Pipeline, node
 
 from fashion_transfer.mlflow.metrics import catalogue_epoch_metrics
 
-from .nodes import train_catalogue, train_catalogue_scratch
+from .nodes import make_catalogue_outliers, train_catalogue, train_catalogue_scratch
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    inputs = ["pretrain_model", "catalogue_data", "params:catalogue", "params:runtime"]
+    inputs = [
+        "pretrain_model",
+        "catalogue_data",
+        "catalogue_outliers",
+        "params:catalogue",
+        "params:runtime",
+    ]
     return Pipeline(
         [
+            node(
+                make_catalogue_outliers,
+                inputs=["catalogue_data", "params:catalogue"],
+                outputs="catalogue_outliers",
+                name="make_catalogue_outliers",
+            ),
             node(
                 train_catalogue,
                 inputs=inputs,

@@ -74,11 +74,14 @@ def frozen_features(
 
 
 def _frozen_output(model: FashionCNN, stage_data: dict, settings: RuntimeParams) -> dict:
-    """What the model's frozen blocks make of the training and validation images."""
+    """What the model's frozen blocks make of the training and validation images (and of the
+    outlier pictures, where the stage trains with them)."""
     frozen, _ = model.split_frozen()
+    keys = ("train_images", "val_images", "outlier_images")
     return {
         key: encode(frozen, stage_data[key], settings.device, settings.precision)
-        for key in ("train_images", "val_images")
+        for key in keys
+        if key in stage_data
     }
 
 

@@ -180,3 +180,24 @@ def test_registry_names_and_aliases_mlflow_refuses_are_refused_before_anything_r
     with pytest.raises(ParameterError) as error:
         validate_parameters(params)
     assert expected in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("stage", "exposure", "expected"),
+    [
+        ("pretrain", {"weight": 0.5, "photo_crops": 10, "shuffled": 10}, "catalogue stage only"),
+        ("transfer", {"weight": 0.5, "photo_crops": 10, "shuffled": 10}, "catalogue stage only"),
+        ("catalogue", {"weight": 0.5, "photo_crops": 0, "shuffled": 0}, "needs pictures"),
+        ("catalogue", {"weight": 0, "photo_crops": 10, "shuffled": 0}, "greater than 0"),
+    ],
+)
+def test_outlier_exposure_is_checked_before_anything_runs(stage, exposure, expected):
+    params = project_parameters()
+    params[stage] = {**params[stage], "outlier_exposure": exposure}
+    with pytest.raises(ParameterError, match=expected):
+        validate_parameters(params)
+
+
+def test_the_default_catalogue_trains_with_outlier_exposure():
+    exposure = validate_parameters(project_parameters()).catalogue.outlier_exposure
+    assert exposure is not None and exposure.photo_crops + exposure.shuffled > 0

@@ -211,3 +211,42 @@ def test_the_warm_up_is_a_cuda_gpus_only(monkeypatch):
     monkeypatch.setattr(training, "_warm_libraries", lambda device: calls.append(str(device)))
     training.prepare_device(torch.device("cuda:0"))
     assert calls == ["init", "cuda:0"] and torch.backends.cudnn.benchmark is True
+
+
+def test_outlier_exposure_spreads_the_outliers_probability_and_keeps_the_accuracy(stage_data):
+    from fashion_transfer.outlier_sets import training_outliers
+
+    stage = stage_data[0]
+    outliers = training_outliers(stage["train_images"], 60, 60, 0)
+    exposure = {"weight": 0.5, "photo_crops": 60, "shuffled": 60}
+    exposed_config = TrainingParams(**{**TRAINING_PARAMS, "outlier_exposure": exposure, "epochs": 4})
+    plain, _ = _fit(stage, CONFIG.model_copy(update={"epochs": 4}))
+    exposed, history = _fit({**stage, "outlier_images": outliers}, exposed_config)
+    # The objective holds the outliers' term: it stays above the plain loss of the images.
+    assert all(row["train_objective"] > row["train_loss"] for row in history)
+    assert max(row["val_accuracy"] for row in history) > 0.9
+    # Unseen outliers of the same kinds (another seed): the exposed model is far less sure of
+    # any class for them; its own test images it still answers with confidence.
+    unseen = training_outliers(stage["train_images"], 50, 50, 1)
+    top = {
+        name: training.predict_proba(model, unseen, device="cpu").max(1).mean()
+        for name, model in {"plain": plain, "exposed": exposed}.items()
+    }
+    assert top["exposed"] < top["plain"] - 0.2
+    own = training.predict_proba(exposed, stage["test_images"], device="cpu")
+    assert (own.argmax(1) == stage["test_labels"]).mean() > 0.9
+
+
+def test_outlier_exposure_without_outlier_pictures_says_where_they_come_from(stage_data):
+    from fashion_transfer.errors import ParameterError
+
+    exposure = {"weight": 0.5, "photo_crops": 10, "shuffled": 0}
+    config = TrainingParams(**{**TRAINING_PARAMS, "outlier_exposure": exposure})
+    with pytest.raises(ParameterError, match="only the catalogue stage makes them"):
+        _fit(stage_data[0], config)
+
+
+def test_uniform_cross_entropy_is_smallest_for_equal_logits():
+    equal = training.uniform_cross_entropy(torch.zeros(4, 5))
+    assert equal.item() == pytest.approx(np.log(5))
+    assert training.uniform_cross_entropy(torch.tensor([[9.0, 0, 0, 0, 0]])) > equal

@@ -175,8 +175,10 @@ def fit(
     if config.outlier_exposure:
         if len(stage_data.get("outlier_images", ())) == 0:
             raise ParameterError(
-                f"{name}: outlier_exposure is set but the stage has no outlier pictures to "
-                "train with; only the catalogue stage makes them (catalogue.outlier_exposure)"
+                [
+                    f"{name}: outlier_exposure is set but the stage has no outlier pictures to "
+                    "train with; only the catalogue stage makes them (catalogue.outlier_exposure)"
+                ]
             )
         x_outliers = as_input(stage_data["outlier_images"]).to(target)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config)

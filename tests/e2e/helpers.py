@@ -20,10 +20,12 @@ import mlflow
 
 from tests.conftest import PROJECT_ROOT
 
-# Few photos and synthetic non-garments in the evaluation's reports, for every test run.
+# Few photos and synthetic non-garments in the evaluation's reports, for every test run,
 FEW_REPORT_IMAGES = (
     "evaluation.photos.per_class=10,evaluation.recognition.synthetic_per_kind=20,"
-    "evaluation.recognition.digits=200"
+    "evaluation.recognition.digits=200,"
+    # and few outlier pictures for the catalogue's outlier exposure
+    "catalogue.outlier_exposure.photo_crops=200,catalogue.outlier_exposure.shuffled=200"
 )
 SMALL_SLICE = (
     "split.max_examples_per_stage=1500,pretrain.epochs=2,transfer.epochs=2,"

@@ -1,0 +1,34 @@
+import numpy as np
+
+from fashion_transfer import outlier_sets
+
+
+def test_training_outliers_are_seeded_pictures_in_the_models_form():
+    originals = np.random.default_rng(0).integers(0, 256, (30, 28, 28), dtype=np.uint8)
+    made = outlier_sets.training_outliers(originals, 12, 8, seed=3)
+    assert made.shape == (20, 28, 28) and made.dtype == np.uint8
+    np.testing.assert_array_equal(made, outlier_sets.training_outliers(originals, 12, 8, seed=3))
+    assert not np.array_equal(made, outlier_sets.training_outliers(originals, 12, 8, seed=4))
+    crops = made[:12]
+    # The served conversion's form: the item light on a black background, centred.
+    border = np.concatenate([crops[:, 0], crops[:, -1], crops[:, :, 0], crops[:, :, -1]], axis=1)
+    assert np.median(border) == 0
+    assert (crops.reshape(12, -1).max(1) > 100).all()
+
+
+def test_shuffled_outliers_are_a_training_image_with_its_patches_moved():
+    originals = np.arange(28 * 28, dtype=np.int64).reshape(1, 28, 28) % 251
+    originals = originals.astype(np.uint8)
+    (shuffled,) = outlier_sets.training_outliers(originals, 0, 1, seed=0)
+    assert not np.array_equal(shuffled, originals[0])
+
+    def patches(image):
+        grid = image.reshape(4, 7, 4, 7).transpose(0, 2, 1, 3).reshape(16, 49)
+        return sorted(map(bytes, grid))
+
+    assert patches(shuffled) == patches(originals[0])
+
+
+def test_no_outliers_asked_for_gives_an_empty_set():
+    originals = np.zeros((5, 28, 28), np.uint8)
+    assert outlier_sets.training_outliers(originals, 0, 0, seed=0).shape == (0, 28, 28)

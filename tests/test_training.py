@@ -219,7 +219,9 @@ def test_outlier_exposure_spreads_the_outliers_probability_and_keeps_the_accurac
     stage = stage_data[0]
     outliers = training_outliers(stage["train_images"], 60, 60, 0)
     exposure = {"weight": 0.5, "photo_crops": 60, "shuffled": 60}
-    exposed_config = TrainingParams(**{**TRAINING_PARAMS, "outlier_exposure": exposure, "epochs": 4})
+    exposed_config = TrainingParams(
+        **{**TRAINING_PARAMS, "outlier_exposure": exposure, "epochs": 4}
+    )
     plain, _ = _fit(stage, CONFIG.model_copy(update={"epochs": 4}))
     exposed, history = _fit({**stage, "outlier_images": outliers}, exposed_config)
     # The objective holds the outliers' term: it stays above the plain loss of the images.
@@ -250,3 +252,20 @@ def test_uniform_cross_entropy_is_smallest_for_equal_logits():
     equal = training.uniform_cross_entropy(torch.zeros(4, 5))
     assert equal.item() == pytest.approx(np.log(5))
     assert training.uniform_cross_entropy(torch.tensor([[9.0, 0, 0, 0, 0]])) > equal
+
+
+def test_each_batch_brings_its_share_of_outliers(stage_data):
+    from fashion_transfer.outlier_sets import training_outliers
+
+    stage = {
+        **stage_data[0],
+        "outlier_images": training_outliers(stage_data[0]["train_images"], 0, 40, 0),
+    }
+    exposure = {"weight": 0.5, "share": 0.25, "photo_crops": 0, "shuffled": 40}
+    config = TrainingParams(**{**TRAINING_PARAMS, "outlier_exposure": exposure, "epochs": 1})
+    model = FashionCNN("seed", 5)
+    sizes = []
+    model.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
+    training.fit(model, stage, config, device="cpu", name="test", precision="float32")
+    batch = config.batch_size
+    assert sizes[0] == batch + round(batch * 0.25)  # training steps first, then validation

@@ -178,6 +178,8 @@ def _photo_crop(photo: Image.Image, rng: np.random.Generator) -> np.ndarray:
 
 def _shuffled(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     grid = SIZE // PATCH
-    patches = image.reshape(grid, PATCH, grid, PATCH).transpose(0, 2, 1, 3).reshape(-1, PATCH, PATCH)
+    patches = (
+        image.reshape(grid, PATCH, grid, PATCH).transpose(0, 2, 1, 3).reshape(-1, PATCH, PATCH)
+    )
     patches = patches[rng.permutation(len(patches))]
     return patches.reshape(grid, grid, PATCH, PATCH).transpose(0, 2, 1, 3).reshape(SIZE, SIZE)

@@ -124,14 +124,15 @@ class AugmentationParams(_Strict):
 
 
 class OutlierExposureParams(_Strict):
-    """Outlier exposure (Hendrycks et al., 2019): each training batch brings as many
-    pictures that are none of the classes (outlier_sets.training_outliers), and the loss
-    adds `weight` times their cross-entropy to the uniform distribution, so that the model
-    learns to spread its probability over what it does not know. The pictures:
+    """Outlier exposure (Hendrycks et al., 2019): each training batch brings `share` times
+    as many pictures that are none of the classes (outlier_sets.training_outliers), and the
+    loss adds `weight` times their cross-entropy to the uniform distribution, so that the
+    model learns to spread its probability over what it does not know. The pictures:
     `photo_crops` crops of bundled photographs and `shuffled` patch-shuffled training
     images, drawn with the recipe's seed."""
 
     weight: PositiveFloat
+    share: float = Field(default=1.0, gt=0, le=1)
     photo_crops: NonNegativeInt
     shuffled: NonNegativeInt
 

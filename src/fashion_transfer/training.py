@@ -237,8 +237,9 @@ def _train_one_epoch(
 ) -> dict:  # fmt: skip
     """One pass over an epoch's batches. Besides the objective (with label smoothing and
     outlier exposure) it measures the plain cross-entropy of the training images, which
-    compares with the validation loss. With `x_outliers`, each batch brings as many of them,
-    drawn at random, through the same augmentation and forward pass."""
+    compares with the validation loss. With `x_outliers`, each batch brings
+    `outlier_exposure.share` times as many of them, drawn at random, through the same
+    augmentation and forward pass."""
     model.train()
     order = epoch_order(len(x_train), epoch_size, generator).to(target)
     objective_sum = torch.zeros((), device=target)
@@ -247,8 +248,9 @@ def _train_one_epoch(
     for batch in order.split(config.batch_size):
         images, labels = x_train[batch], y_train[batch]
         if x_outliers is not None:
+            count = max(1, round(len(batch) * config.outlier_exposure.share))
             drawn = torch.randint(
-                len(x_outliers), (len(batch),), generator=generator, device=generator.device
+                len(x_outliers), (count,), generator=generator, device=generator.device
             )
             images = torch.cat([images, x_outliers[drawn]])
         if config.augmentation:
@@ -259,9 +261,7 @@ def _train_one_epoch(
                 logits, outlier_logits = logits[: len(batch)], logits[len(batch) :]
             loss = loss_fn(logits, labels)
             if x_outliers is not None:
-                loss = loss + config.outlier_exposure.weight * uniform_cross_entropy(
-                    outlier_logits
-                )
+                loss = loss + config.outlier_exposure.weight * uniform_cross_entropy(outlier_logits)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -32,3 +32,19 @@ def test_shuffled_outliers_are_a_training_image_with_its_patches_moved():
 def test_no_outliers_asked_for_gives_an_empty_set():
     originals = np.zeros((5, 28, 28), np.uint8)
     assert outlier_sets.training_outliers(originals, 0, 0, seed=0).shape == (0, 28, 28)
+
+
+def test_edge_maps_are_thin_light_strokes_centred_on_black():
+    originals = np.zeros((5, 28, 28), np.uint8)
+    strokes = outlier_sets.training_outliers(originals, 0, 0, seed=1, edges=40)
+    assert strokes.shape == (40, 28, 28) and strokes.dtype == np.uint8
+    # Centred in the 28x28 square with a black margin, as the digits and the served pictures.
+    assert strokes[:, 0].max() < 16 and strokes[:, :, -1].max() < 16
+    lit = (strokes > 32).reshape(40, -1).mean(1)
+    # Strokes: something drawn in each, and far from a filled square (a crop's own pixels).
+    assert (lit > 0.02).all() and np.median(lit) < 0.35
+    # The other sources come first and are unchanged by asking for edge maps too.
+    np.testing.assert_array_equal(
+        outlier_sets.training_outliers(originals, 3, 2, seed=1, edges=4)[:5],
+        outlier_sets.training_outliers(originals, 3, 2, seed=1),
+    )

@@ -10,7 +10,8 @@
 To teach a model to say it (outlier exposure, `training_outliers`), from sources that are
 none of those: crops of the photographs bundled with scikit-learn and matplotlib (a temple, a
 flower, a portrait, a gift box, a terrain model, a brain scan) through the served conversion,
-and training images cut into 7x7 patches and shuffled.
+the edges found in such crops drawn as blurred light strokes on black, and training images cut
+into 7x7 patches and shuffled.
 
 All are in the models' own form (28x28 uint8, the item light on black), as a picture is
 after the served conversion."""
@@ -119,15 +120,18 @@ def _text(rng: np.random.Generator) -> np.ndarray:
 
 
 def training_outliers(
-    train_images: np.ndarray, photo_crops: int, shuffled: int, seed: int
+    train_images: np.ndarray, photo_crops: int, shuffled: int, seed: int, edges: int = 0
 ) -> np.ndarray:
     """`photo_crops` converted crops of the bundled photographs, then `shuffled` of
-    `train_images` with their 7x7 patches shuffled, as (N, 28, 28) uint8, seeded."""
+    `train_images` with their 7x7 patches shuffled, then `edges` edge maps of crops of the
+    photographs, as (N, 28, 28) uint8, seeded."""
     rng = np.random.default_rng(seed)
-    crops = [_photo_crop(photo, rng) for photo in _choose(_photographs(), photo_crops, rng)]
+    photos = _photographs() if photo_crops or edges else []
+    crops = [_photo_crop(photo, rng) for photo in _choose(photos, photo_crops, rng)]
     chosen = rng.choice(len(train_images), shuffled, replace=shuffled > len(train_images))
     patches = [_shuffled(train_images[index], rng) for index in chosen]
-    images = crops + patches
+    strokes = [_edge_map(photo, rng) for photo in _choose(photos, edges, rng)]
+    images = crops + patches + strokes
     return np.stack(images) if images else np.zeros((0, SIZE, SIZE), np.uint8)
 
 
@@ -166,6 +170,10 @@ def _photo_crop(photo: Image.Image, rng: np.random.Generator) -> np.ndarray:
     mirrored half of the time, as the served conversion makes it."""
     from fashion_transfer.served_model.pictures import convert_picture
 
+    return convert_picture(_crop(photo, rng)).image
+
+
+def _crop(photo: Image.Image, rng: np.random.Generator) -> Image.Image:
     width, height = photo.size
     side = max(int(min(width, height) * rng.uniform(0.15, 0.9)), 8)
     left = int(rng.integers(0, width - side + 1))
@@ -173,7 +181,32 @@ def _photo_crop(photo: Image.Image, rng: np.random.Generator) -> np.ndarray:
     crop = photo.crop((left, top, left + side, top + side)).rotate(float(rng.uniform(-30, 30)))
     if rng.random() < 0.5:
         crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return convert_picture(crop).image
+    return crop
+
+
+def _edge_map(photo: Image.Image, rng: np.random.Generator) -> np.ndarray:
+    """The strongest edges (Canny's, on the blurred crop) of a crop of the photograph as light
+    strokes on black: found at 40x40 (the crop's middle, clear of the corners its turning
+    leaves black), thickened, scaled to 14-22 pixels, centred and blurred, so that they are
+    lines and curves of a pen's width, as neither a garment nor a filled shape is."""
+    import cv2
+
+    for _ in range(20):  # a crop of a flat region has no edges: another crop
+        crop = _crop(photo, rng).convert("L").resize((56, 56), Image.Resampling.BILINEAR)
+        grey = cv2.GaussianBlur(np.asarray(crop)[8:48, 8:48], (0, 0), 1.5)
+        gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+        strong = max(float(np.percentile(gradient, 85)), 8.0)
+        lines = cv2.Canny(grey, strong / 2, strong, L2gradient=True)
+        if lines.mean() >= 0.02 * 255:
+            break
+    lines = cv2.dilate(lines, np.ones((int(rng.integers(3, 5)),) * 2, np.uint8))
+    side = int(rng.integers(14, 23))
+    small = cv2.resize(lines, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
+    small *= rng.uniform(0.5, 1.0) * 255 / max(float(small.max()), 1.0)
+    picture = np.zeros((SIZE, SIZE), np.uint8)
+    at = (SIZE - side) // 2
+    picture[at : at + side, at : at + side] = np.rint(small).astype(np.uint8)
+    return cv2.GaussianBlur(picture, (0, 0), rng.uniform(0.3, 1.2))
 
 
 def _shuffled(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -128,13 +128,14 @@ class OutlierExposureParams(_Strict):
     as many pictures that are none of the classes (outlier_sets.training_outliers), and the
     loss adds `weight` times their cross-entropy to the uniform distribution, so that the
     model learns to spread its probability over what it does not know. The pictures:
-    `photo_crops` crops of bundled photographs and `shuffled` patch-shuffled training
-    images, drawn with the recipe's seed."""
+    `photo_crops` crops of bundled photographs, `shuffled` patch-shuffled training images
+    and `edges` strokes drawn from the photographs' edges, drawn with the recipe's seed."""
 
     weight: PositiveFloat
     share: float = Field(default=1.0, gt=0, le=1)
     photo_crops: NonNegativeInt
     shuffled: NonNegativeInt
+    edges: NonNegativeInt = 0
 
     @model_validator(mode="after")
     def _some_pictures(self) -> OutlierExposureParams:

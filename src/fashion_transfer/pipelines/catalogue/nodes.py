@@ -29,11 +29,13 @@ def make_catalogue_outliers(catalogue_data: dict, training_params: dict) -> np.n
         exposure.photo_crops,
         exposure.shuffled,
         TransferParams.model_validate(training_params).seed,
+        exposure.edges,
     )
     logger.info(
-        "Outlier exposure: %d photo crops and %d shuffled images made in %.1f s",
+        "Outlier exposure: %d photo crops, %d shuffled images and %d edge maps made in %.1f s",
         exposure.photo_crops,
         exposure.shuffled,
+        exposure.edges,
         time.perf_counter() - started,
     )
     return outliers

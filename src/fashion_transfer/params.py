@@ -139,9 +139,9 @@ class OutlierExposureParams(_Strict):
 
     @model_validator(mode="after")
     def _some_pictures(self) -> OutlierExposureParams:
-        if not self.photo_crops + self.shuffled:
+        if not self.photo_crops + self.shuffled + self.edges:
             raise ValueError(
-                "outlier exposure needs pictures: set photo_crops or shuffled above 0, "
+                "outlier exposure needs pictures: set photo_crops, shuffled or edges above 0, "
                 "or outlier_exposure to null"
             )
         return self

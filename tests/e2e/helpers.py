@@ -25,7 +25,8 @@ FEW_REPORT_IMAGES = (
     "evaluation.photos.per_class=10,evaluation.recognition.synthetic_per_kind=20,"
     "evaluation.recognition.digits=200,"
     # and few outlier pictures for the catalogue's outlier exposure
-    "catalogue.outlier_exposure.photo_crops=200,catalogue.outlier_exposure.shuffled=200"
+    "catalogue.outlier_exposure.photo_crops=200,catalogue.outlier_exposure.shuffled=200,"
+    "catalogue.outlier_exposure.edges=200"
 )
 SMALL_SLICE = (
     "split.max_examples_per_stage=1500,pretrain.epochs=2,transfer.epochs=2,"

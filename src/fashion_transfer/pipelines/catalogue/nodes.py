@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 def make_catalogue_outliers(catalogue_data: dict, training_params: dict) -> np.ndarray:
     """The outlier pictures the catalogue trains with (outlier_sets.training_outliers, from
     its own training split and the recipe's seed); none without outlier exposure."""
-    exposure = TransferParams.model_validate(training_params).outlier_exposure
+    recipe = TransferParams.model_validate(training_params)
+    exposure = recipe.outlier_exposure
     if exposure is None:
         return training_outliers(catalogue_data["train_images"], 0, 0, 0)
     started = time.perf_counter()
@@ -28,8 +29,8 @@ def make_catalogue_outliers(catalogue_data: dict, training_params: dict) -> np.n
         catalogue_data["train_images"],
         exposure.photo_crops,
         exposure.shuffled,
-        TransferParams.model_validate(training_params).seed,
-        exposure.edges,
+        recipe.seed,
+        edges=exposure.edges,
     )
     logger.info(
         "Outlier exposure: %d photo crops, %d shuffled images and %d edge maps made in %.1f s",

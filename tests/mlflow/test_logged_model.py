@@ -87,6 +87,28 @@ def test_a_logged_model_carries_the_served_model_only_and_its_requirements(store
     assert all("==" in line for line in requirements)
 
 
+def test_logging_a_model_checks_its_requirements_without_scanning_every_package(
+    store, monkeypatch, caplog
+):
+    # MLflow maps the modules of every installed distribution (seconds with PyTorch installed)
+    # to check the pinned requirements; log_classifier tells it those of the requirements.
+    from mlflow.utils import requirements_utils
+
+    def scan():
+        raise AssertionError("MLflow scanned every installed distribution")
+
+    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
+    monkeypatch.setattr(requirements_utils.importlib_metadata, "packages_distributions", scan)
+    _log(FashionCNN("compact", 5), _stage(), "fashion-test")
+    assert requirements_utils._MODULES_TO_PACKAGES is None  # MLflow's own map is left unset
+    assert "mismatches between the model's dependencies" not in caplog.text
+    # What it was told is what it finds by scanning the whole environment.
+    monkeypatch.undo()
+    requirements_utils._init_packages_to_modules_map()
+    for name, module in REQUIREMENTS.items():
+        assert requirements_utils._PACKAGES_TO_MODULES[name] == module, name
+
+
 def test_an_ensemble_serves_the_mean_of_its_members_and_cannot_be_transferred(store):
     stage = _stage(seed=1, count=8)
     torch.manual_seed(0)

@@ -18,7 +18,7 @@ from filelock import ReadWriteLock, Timeout
 from kedro.framework.hooks import hook_impl
 from kedro.io import DatasetError
 
-from fashion_transfer.framework import interrupt
+from fashion_transfer.framework import collector, interrupt
 from fashion_transfer.framework.timing import span
 from fashion_transfer.mlflow.store import (
     ABANDONED_REASON,
@@ -85,6 +85,9 @@ class ProjectHooks:
 
         from fashion_transfer.datasets.idx_dataset import OFFICIAL_MIRROR, SOURCE_ENV_VAR
 
+        # What the start-up loaded stays for the whole run: the garbage collector, paused
+        # while `kedro run` started, skips it from now on.
+        collector.resume()
         if mlflow.active_run() is None:
             return
         names = run_params.get("pipeline_names") or [run_params.get("pipeline_name")]

@@ -6,7 +6,9 @@ model's own requirements.txt loads and serves it, without PyTorch or the project
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -30,19 +32,44 @@ from fashion_transfer.served_model.contract import unit_scale
 
 CHECKPOINT_ARTIFACT = "checkpoint"  # the name models logged before the ONNX graph used too
 SERVED_MODEL = Path(served_model.__file__).parent
-# The distributions the served model imports, pinned to this environment's versions.
-REQUIREMENTS = (
-    "mlflow-skinny",
-    "onnxruntime",
-    "numpy",
-    "pandas",
-    "pillow",
-    "opencv-python-headless",
-)
+# The distributions the served model imports, pinned to this environment's versions, and the
+# module each of them provides.
+REQUIREMENTS = {
+    "mlflow-skinny": "mlflow",
+    "onnxruntime": "onnxruntime",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "pillow": "PIL",
+    "opencv-python-headless": "cv2",
+}
 
 
 def requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in REQUIREMENTS]
+
+
+@contextlib.contextmanager
+def _requirements_known_to_mlflow() -> Iterator[None]:
+    """While a model is logged, MLflow checks its pinned requirements against the installed
+    packages (again when it loads the model to try the input example), and for that maps the
+    modules of every installed distribution, once a process: `packages_distributions()` reads
+    the file lists of PyTorch and some 260 others, 0.75 s on a 2-core AMD EPYC. The
+    requirements are this environment's own versions, so for the length of the call MLflow
+    is told the modules of these distributions only; afterwards its map is unset again, for
+    any later call that needs the whole environment's (requirements inferred, not given). With
+    an MLflow that no longer keeps this map, or has built it already, nothing changes."""
+    from mlflow.utils import requirements_utils
+
+    if getattr(requirements_utils, "_MODULES_TO_PACKAGES", ()) is not None:
+        yield
+        return
+    requirements_utils._MODULES_TO_PACKAGES = {
+        module: [name] for name, module in REQUIREMENTS.items()
+    }
+    try:
+        yield
+    finally:
+        requirements_utils._MODULES_TO_PACKAGES = None
 
 
 def signature(class_names: list[str], recognises: bool = True) -> ModelSignature:
@@ -75,23 +102,24 @@ def log_classifier(
         }
         torch.save(checkpoint, checkpoint_path)
         examples = _write_examples(stage_data, Path(folder) / "examples")
-        return mlflow.pyfunc.log_model(
-            name=registered_model_name or "model",
-            python_model=str(SERVED_MODEL / "model_code.py"),
-            code_paths=[str(SERVED_MODEL)],
-            artifacts={
-                ONNX_ARTIFACT: str(onnx_path),
-                CHECKPOINT_ARTIFACT: str(checkpoint_path),
-                EXAMPLES_ARTIFACT: str(examples),
-            },
-            signature=signature(
-                list(stage_data["class_names"]), isinstance(model, ServedClassifier)
-            ),
-            input_example=unit_scale(stage_data["test_images"][:2]),
-            # Given, so that MLflow need not infer them by loading the model in a subprocess.
-            pip_requirements=requirements(),
-            registered_model_name=registered_model_name,
-        )
+        with _requirements_known_to_mlflow():
+            return mlflow.pyfunc.log_model(
+                name=registered_model_name or "model",
+                python_model=str(SERVED_MODEL / "model_code.py"),
+                code_paths=[str(SERVED_MODEL)],
+                artifacts={
+                    ONNX_ARTIFACT: str(onnx_path),
+                    CHECKPOINT_ARTIFACT: str(checkpoint_path),
+                    EXAMPLES_ARTIFACT: str(examples),
+                },
+                signature=signature(
+                    list(stage_data["class_names"]), isinstance(model, ServedClassifier)
+                ),
+                input_example=unit_scale(stage_data["test_images"][:2]),
+                # Given, so that MLflow need not infer them by loading the model in a subprocess.
+                pip_requirements=requirements(),
+                registered_model_name=registered_model_name,
+            )
 
 
 def _write_examples(stage_data: dict, folder: Path) -> Path:

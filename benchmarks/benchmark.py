@@ -326,6 +326,7 @@ def run_benchmark(
         metrics = json.loads((root / "data" / "08_reporting" / "metrics.json").read_text())
 
     parts, node_seconds = split_run(stamps, started, finished, groups)
+    collections = stamps.get("collections", [])
     return {
         "params": params,
         "device": device,
@@ -333,6 +334,12 @@ def run_benchmark(
         "wall_seconds": finished - started,
         "fixed_seconds": sum(parts[part] for part in FIXED_PARTS),
         "new_store_seconds": store_seconds,
+        # Inside the parts: the garbage collector's longer passes after start-up, and those
+        # during the registration and the run's end.
+        "collection_seconds": sum(end - start for _, start, end in collections),
+        "collection_seconds_after_pipeline": sum(
+            end - start for _, start, end in collections if start >= stamps["pipeline_finished"]
+        ),
         "parts_seconds": parts,
         "node_seconds": node_seconds,
         "val_accuracy": {name: section["val_accuracy"] for name, section in metrics.items()},
@@ -395,9 +402,14 @@ def print_runs(figures: dict, rounds: int) -> None:
     for label, key in (
         ("fixed (start-up, data, tracking)", "fixed_seconds"),
         ("wall", "wall_seconds"),
+        ("of which garbage collection", "collection_seconds"),
+        ("  in registration and run end", "collection_seconds_after_pipeline"),
     ):
         rows.append(
-            (label, [statistics.median(run[key] for run in runs[which]) for which in sides])
+            (
+                label,
+                [statistics.median(run.get(key, 0.0) for run in runs[which]) for which in sides],
+            )
         )
     for name, values in rows:
         ratio = f"{values[1] / values[0]:9.3f}" if len(values) == 2 and values[0] > 0 else ""

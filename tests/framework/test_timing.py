@@ -2,6 +2,7 @@
 stamp is taken around the other plugins' hooks (kedro-mlflow's, the project's), in the order
 Kedro calls them."""
 
+import gc
 import json
 from types import SimpleNamespace
 
@@ -9,7 +10,16 @@ import pytest
 from kedro.framework.hooks import hook_impl
 from kedro.framework.hooks.manager import _create_hook_manager
 
+from fashion_transfer.framework import timing
 from fashion_transfer.framework.timing import VARIABLE, TimingHooks, span
+
+
+@pytest.fixture(autouse=True)
+def _no_collection_recorder_left():
+    """A test's run records the garbage collector's passes; later tests' must not."""
+    yield
+    if timing._record_collection in gc.callbacks:
+        gc.callbacks.remove(timing._record_collection)
 
 
 class Plugin:
@@ -79,3 +89,20 @@ def test_without_the_variable_nothing_is_written(tmp_path, monkeypatch, clock):
     manager.register(TimingHooks())
     manager.hook.after_pipeline_run(run_params={}, run_result=None, pipeline=None, catalog=None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_garbage_collectors_passes_are_stamped_when_timed(tmp_path, monkeypatch):
+    monkeypatch.setenv(VARIABLE, str(tmp_path / "timings.json"))
+    monkeypatch.setattr(timing, "COLLECTION_SECONDS", 0.0)  # every pass, however short
+    manager = _create_hook_manager()
+    manager.register(TimingHooks())
+    manager.hook.after_context_created(context=SimpleNamespace())
+    manager.hook.before_pipeline_run(run_params={}, pipeline=None, catalog=None)
+    gc.collect()
+    manager.hook.after_pipeline_run(run_params={}, run_result=None, pipeline=None, catalog=None)
+    stamps = json.loads((tmp_path / "timings.json").read_text())
+    assert 2 in {generation for generation, *_ in stamps["collections"]}
+    assert all(
+        stamps["context_created"] <= started <= finished <= stamps["run_finished"]
+        for _, started, finished in stamps["collections"]
+    )

@@ -8,12 +8,15 @@ a file, the run writes wall-clock timestamps (time.time()) of its phases there a
 - `pipeline_finished`, `run_finished`: before and after every after_pipeline_run hook
   (registration, the MLflow run's end);
 - `spans`: [name, started, finished] of the steps code marks with `span(name)` (the
-  registration and its steps: the ONNX export, the parity check, logging the model).
+  registration and its steps: the ONNX export, the parity check, logging the model);
+- `collections`: [generation, started, finished] of the garbage collector's passes of at least
+  COLLECTION_SECONDS after the context was created (they fall inside the parts above).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import time
@@ -23,8 +26,20 @@ from pathlib import Path
 from kedro.framework.hooks import hook_impl
 
 VARIABLE = "FASHION_TRANSFER_TIMINGS"
+COLLECTION_SECONDS = 0.005
 
 _spans: list[list] = []
+_collections: list[list] = []
+_collection_started = [0.0]
+
+
+def _record_collection(phase: str, info: dict) -> None:
+    """A gc callback: the passes that take long enough to show in a run's parts."""
+    now = time.time()
+    if phase == "start":
+        _collection_started[0] = now
+    elif now - _collection_started[0] >= COLLECTION_SECONDS:
+        _collections.append([info["generation"], _collection_started[0], now])
 
 
 @contextlib.contextmanager
@@ -44,6 +59,9 @@ class TimingHooks:
     @hook_impl
     def after_context_created(self, context) -> None:
         _spans.clear()
+        _collections.clear()
+        if os.environ.get(VARIABLE) and _record_collection not in gc.callbacks:
+            gc.callbacks.append(_record_collection)
         self.stamps = {"nodes": [], "context_created": time.time()}
 
     @hook_impl(wrapper=True)
@@ -70,6 +88,7 @@ class TimingHooks:
         result = yield
         self.stamps["run_finished"] = time.time()
         self.stamps["spans"] = list(_spans)
+        self.stamps["collections"] = list(_collections)
         if path := os.environ.get(VARIABLE):
             Path(path).write_text(json.dumps(self.stamps))
         return result

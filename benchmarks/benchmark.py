@@ -405,15 +405,23 @@ def print_runs(figures: dict, rounds: int) -> None:
         ("of which garbage collection", "collection_seconds"),
         ("  in registration and run end", "collection_seconds_after_pipeline"),
     ):
+        # None where a side's runs do not have it (a project from before the stamp)
         rows.append(
             (
                 label,
-                [statistics.median(run.get(key, 0.0) for run in runs[which]) for which in sides],
+                [
+                    statistics.median(run[key] for run in runs[which])
+                    if all(key in run for run in runs[which])
+                    else None
+                    for which in sides
+                ],
             )
         )
     for name, values in rows:
-        ratio = f"{values[1] / values[0]:9.3f}" if len(values) == 2 and values[0] > 0 else ""
-        print(f"  {name:<34}" + "".join(f"{v:12.1f}" for v in values) + ratio)
+        known = len(values) == 2 and None not in values and values[0] > 0
+        ratio = f"{values[1] / values[0]:9.3f}" if known else ""
+        cells = "".join(f"{v:12.1f}" if v is not None else f"{'n/a':>12}" for v in values)
+        print(f"  {name:<34}" + cells + ratio)
     stores = [run["new_store_seconds"] for run in runs[sides[-1]]]
     if stores[0] is not None:
         print(

@@ -1,8 +1,6 @@
 """`kedro run` in this project pauses the garbage collector while it starts and gives it back,
 with the start-up's objects frozen, once the pipeline is about to run; nothing else is paused."""
 
-import gc
-
 import pytest
 
 from fashion_transfer.framework import collector
@@ -62,12 +60,3 @@ def test_outside_any_project_nothing_is_paused(calls, monkeypatch, tmp_path):
     monkeypatch.setattr(collector.sys, "argv", ["kedro", "run"])
     collector.pause_for_run()
     assert calls == []
-
-
-def test_the_real_switches_leave_the_collector_on():
-    # No recording: pausing outside `kedro run` does nothing, and resuming then neither
-    # freezes nor turns anything off.
-    frozen = gc.get_freeze_count()
-    collector.pause_for_run()
-    collector.resume()
-    assert gc.isenabled() and gc.get_freeze_count() == frozen

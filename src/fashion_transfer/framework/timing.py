@@ -52,6 +52,11 @@ def span(name: str) -> Iterator[None]:
         _spans.append([name, started, time.time()])
 
 
+def _stop_recording_collections() -> None:
+    if _record_collection in gc.callbacks:
+        gc.callbacks.remove(_record_collection)
+
+
 class TimingHooks:
     def __init__(self) -> None:
         self.stamps: dict = {"nodes": []}
@@ -85,10 +90,17 @@ class TimingHooks:
     @hook_impl(wrapper=True)
     def after_pipeline_run(self, run_params: dict, pipeline, catalog):
         self.stamps["pipeline_finished"] = time.time()
-        result = yield
+        try:
+            result = yield
+        finally:
+            _stop_recording_collections()
         self.stamps["run_finished"] = time.time()
         self.stamps["spans"] = list(_spans)
         self.stamps["collections"] = list(_collections)
         if path := os.environ.get(VARIABLE):
             Path(path).write_text(json.dumps(self.stamps))
         return result
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        _stop_recording_collections()

@@ -57,7 +57,9 @@ def _requirements_known_to_mlflow() -> Iterator[None]:
     requirements are this environment's own versions, so for the length of the call MLflow
     is told the modules of these distributions only; afterwards its map is unset again, for
     any later call that needs the whole environment's (requirements inferred, not given). With
-    an MLflow that no longer keeps this map, or has built it already, nothing changes."""
+    an MLflow that no longer keeps this map, or has built it already, nothing changes. The map
+    is MLflow's, for the whole process: models are logged from one thread at a time (the
+    registration logs them in turn), and no other thread may infer requirements meanwhile."""
     from mlflow.utils import requirements_utils
 
     if getattr(requirements_utils, "_MODULES_TO_PACKAGES", ()) is not None:

@@ -18,8 +18,7 @@ from fashion_transfer.framework.timing import VARIABLE, TimingHooks, span
 def _no_collection_recorder_left():
     """A test's run records the garbage collector's passes; later tests' must not."""
     yield
-    if timing._record_collection in gc.callbacks:
-        gc.callbacks.remove(timing._record_collection)
+    timing._stop_recording_collections()
 
 
 class Plugin:

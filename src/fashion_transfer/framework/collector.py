@@ -22,6 +22,8 @@ import gc
 import sys
 from pathlib import Path
 
+from kedro.utils import find_kedro_project
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: Kedro's own dependency
@@ -41,16 +43,16 @@ def pause_for_run() -> None:
 
 
 def _in_this_project(folder: Path) -> bool:
-    """Whether `folder` is in a Kedro project whose package is this one, as Kedro finds the
-    project: the nearest folder up with a pyproject.toml that has a [tool.kedro] table."""
-    for candidate in (folder, *folder.parents):
-        try:
-            settings = tomllib.loads((candidate / "pyproject.toml").read_text())
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            continue
-        if "kedro" in settings.get("tool", {}):
-            return settings["tool"]["kedro"].get("package_name") == PACKAGE
-    return False
+    """Whether `folder` is in a Kedro project (found as the `kedro` command finds it) whose
+    package is this one."""
+    root = find_kedro_project(folder)
+    if root is None:
+        return False
+    try:
+        settings = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return settings.get("tool", {}).get("kedro", {}).get("package_name") == PACKAGE
 
 
 def resume() -> None:

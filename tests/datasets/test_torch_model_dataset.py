@@ -1,3 +1,6 @@
+import random
+import warnings
+
 import pytest
 import torch
 from kedro.io import DatasetError
@@ -60,15 +63,24 @@ def test_missing_model_says_what_to_run(tmp_path):
 
 @pytest.mark.parametrize(
     "content",
-    [b"not a checkpoint", bytes(range(256)) * 40, b""],
-    ids=["text", "random-bytes", "empty"],
+    [
+        b"not a checkpoint",
+        bytes(range(256)) * 40,
+        b"",
+        # Starts like a pickle of protocol 149: PyTorch warns about its weights_only reader.
+        b"\x80\x95" + random.Random(0).randbytes(4094),
+    ],
+    ids=["text", "byte-ramp", "empty", "unknown-pickle-protocol"],
 )
 def test_unreadable_file_says_what_is_wrong_and_how_to_replace_it(tmp_path, content):
     path = tmp_path / "m.pt"
     path.write_bytes(content)
     dataset = TorchModelDataset(filepath=str(path), remedy="Train it with `kedro run`.")
-    with pytest.raises(DatasetError) as raised:
+    with warnings.catch_warnings(record=True) as shown, pytest.raises(DatasetError) as raised:
+        warnings.simplefilter("always")
         dataset.load()
+    # Only the error speaks: no PyTorch warning about its reader beside it.
+    assert [str(warning.message) for warning in shown] == []
     message = str(raised.value)
     assert f"{path} is not a model checkpoint written by this project" in message
     assert "Train it with `kedro run`. The new model replaces the file." in message
@@ -100,3 +112,17 @@ def test_failed_save_keeps_previous_model(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert _same_weights(model, dataset.load())
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_warnings_from_a_readable_file_are_passed_on(tmp_path, monkeypatch):
+    path = tmp_path / "m.pt"
+    TorchModelDataset(filepath=str(path)).save(FashionCNN("seed", 5))
+    load = torch.load
+
+    def load_with_a_warning(*args, **kwargs):
+        warnings.warn("a note from PyTorch", UserWarning, stacklevel=2)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", load_with_a_warning)
+    with pytest.warns(UserWarning, match="a note from PyTorch"):
+        assert isinstance(TorchModelDataset(filepath=str(path)).load(), FashionCNN)

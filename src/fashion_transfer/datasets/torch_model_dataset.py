@@ -3,6 +3,7 @@ state dicts."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,19 +66,31 @@ class TorchModelDataset(AbstractDataset):
             return _load_registered(self._load_from)
         if not self._filepath.is_file():
             raise DatasetError(f"There is no saved model at {self._filepath}. {self._remedy}")
-        try:
-            payload = torch.load(self._filepath, map_location="cpu", weights_only=True)
-            if "models" in payload:
-                return {name: from_checkpoint(entry) for name, entry in payload["models"].items()}
-            return from_checkpoint(payload)
-        except Exception as error:
-            # PyTorch's own message suggests weights_only=False, which would run whatever code
-            # a foreign file holds: not advice to pass on.
-            raise DatasetError(
-                f"{self._filepath} is not a model checkpoint written by this project (it is "
-                f"damaged, truncated or another kind of file; {type(error).__name__}), so it "
-                f"was not loaded. {self._remedy} The new model replaces the file."
-            ) from None
+        # PyTorch warns while reading some damaged files (e.g. "Detected pickle protocol 149
+        # ... weights_only Unpickler ..."): held back until the file is known to be readable,
+        # and dropped if it is not, where the error below says what is wrong.
+        with warnings.catch_warnings(record=True) as held_back:
+            warnings.simplefilter("always")
+            try:
+                payload = torch.load(self._filepath, map_location="cpu", weights_only=True)
+                if "models" in payload:
+                    models = payload["models"]
+                    loaded = {name: from_checkpoint(entry) for name, entry in models.items()}
+                else:
+                    loaded = from_checkpoint(payload)
+            except Exception as error:
+                # PyTorch's own message suggests weights_only=False, which would run whatever
+                # code a foreign file holds: not advice to pass on.
+                raise DatasetError(
+                    f"{self._filepath} is not a model checkpoint written by this project (it "
+                    f"is damaged, truncated or another kind of file; {type(error).__name__}), "
+                    f"so it was not loaded. {self._remedy} The new model replaces the file."
+                ) from None
+        for warning in held_back:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+        return loaded
 
 
 def _load_registered(model_uri: str) -> FashionCNN:

@@ -221,8 +221,8 @@ def node_groups() -> dict[str, set[str]]:
     }
     return {
         "data": data,
-        "pretrain": {"pretrain"},
-        "transfer": {"transfer"},
+        "pretrain": {"make_pretrain_outliers", "pretrain"},
+        "transfer": {"make_transfer_outliers", "transfer"},
         "scratch baseline": {"train_scratch_baseline"},
         "catalogue": {"make_catalogue_outliers", "train_catalogue", "train_catalogue_scratch"},
         "evaluation": {n.name for n in pipelines["evaluation"].nodes} - data - metrics,

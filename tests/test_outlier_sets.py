@@ -48,3 +48,19 @@ def test_edge_maps_are_thin_light_strokes_centred_on_black():
         outlier_sets.training_outliers(originals, 3, 2, seed=1, edges=4)[:5],
         outlier_sets.training_outliers(originals, 3, 2, seed=1),
     )
+
+
+def test_a_stage_makes_the_outliers_its_recipe_asks_for_from_its_own_images():
+    own = np.full((10, 28, 28), 77, np.uint8)
+    recipe = {
+        "seed": 5,
+        "outlier_exposure": {"weight": 0.5, "photo_crops": 3, "shuffled": 4, "edges": 2},
+    }
+    made = outlier_sets.make_outliers({"train_images": own}, recipe)
+    assert made.shape == (9, 28, 28)
+    np.testing.assert_array_equal(made, outlier_sets.training_outliers(own, 3, 4, 5, edges=2))
+    assert (made[3:7] == 77).all()  # the shuffled ones are the stage's own training images
+    without = outlier_sets.make_outliers({"train_images": own}, {"seed": 5})
+    assert without.shape == (0, 28, 28)
+    assert outlier_sets.with_outliers({"a": 1}, without) == {"a": 1}
+    assert outlier_sets.with_outliers({"a": 1}, made)["outlier_images"] is made

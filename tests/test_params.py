@@ -185,8 +185,8 @@ def test_registry_names_and_aliases_mlflow_refuses_are_refused_before_anything_r
 @pytest.mark.parametrize(
     ("stage", "exposure", "expected"),
     [
-        ("pretrain", {"weight": 0.5, "photo_crops": 10, "shuffled": 10}, "catalogue stage only"),
-        ("transfer", {"weight": 0.5, "photo_crops": 10, "shuffled": 10}, "catalogue stage only"),
+        ("pretrain", {"weight": 0.5, "photo_crops": 0, "shuffled": 0}, "needs pictures"),
+        ("transfer", {"weight": 0.5, "share": 2, "photo_crops": 1, "shuffled": 1}, "share"),
         ("catalogue", {"weight": 0.5, "photo_crops": 0, "shuffled": 0}, "needs pictures"),
         ("catalogue", {"weight": 0.5, "photo_crops": 0, "shuffled": 0, "edges": 0}, "edges"),
         ("catalogue", {"weight": 0.5, "share": 0, "photo_crops": 1, "shuffled": 1}, "share"),
@@ -200,6 +200,7 @@ def test_outlier_exposure_is_checked_before_anything_runs(stage, exposure, expec
         validate_parameters(params)
 
 
-def test_the_default_catalogue_trains_with_outlier_exposure():
-    exposure = validate_parameters(project_parameters()).catalogue.outlier_exposure
+@pytest.mark.parametrize("stage", ["pretrain", "transfer", "catalogue"])
+def test_every_stage_of_the_default_preset_trains_with_outlier_exposure(stage):
+    exposure = getattr(validate_parameters(project_parameters()), stage).outlier_exposure
     assert exposure is not None and exposure.photo_crops + exposure.shuffled + exposure.edges > 0

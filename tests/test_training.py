@@ -244,7 +244,7 @@ def test_outlier_exposure_without_outlier_pictures_says_where_they_come_from(sta
 
     exposure = {"weight": 0.5, "photo_crops": 10, "shuffled": 0}
     config = TrainingParams(**{**TRAINING_PARAMS, "outlier_exposure": exposure})
-    with pytest.raises(ParameterError, match="only the catalogue stage makes them"):
+    with pytest.raises(ParameterError, match="the training pipelines make them"):
         _fit(stage_data[0], config)
 
 

@@ -18,10 +18,15 @@ after the served conversion."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import string
+import time
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+logger = logging.getLogger(__name__)
 
 SIZE = 28
 SYNTHETIC_KINDS = ("blank", "noise", "blotches", "gradient", "shape", "text")
@@ -119,22 +124,78 @@ def _text(rng: np.random.Generator) -> np.ndarray:
     return np.asarray(picture)
 
 
+def make_outliers(stage_data: dict, training_params: dict) -> np.ndarray:
+    """The outlier pictures a stage trains with, as its recipe's `outlier_exposure` asks
+    (`training_outliers` from the stage's own training split and the recipe's seed); none
+    without outlier exposure. A node of each training pipeline."""
+    from fashion_transfer.params import OutlierExposureParams
+
+    settings = training_params.get("outlier_exposure")
+    if settings is None:
+        return np.zeros((0, SIZE, SIZE), np.uint8)
+    exposure = OutlierExposureParams.model_validate(settings)
+    started = time.perf_counter()
+    outliers = training_outliers(
+        stage_data["train_images"],
+        exposure.photo_crops,
+        exposure.shuffled,
+        training_params["seed"],
+        edges=exposure.edges,
+    )
+    logger.info(
+        "Outlier exposure: %d photo crops, %d shuffled images and %d edge maps made in %.1f s",
+        exposure.photo_crops,
+        exposure.shuffled,
+        exposure.edges,
+        time.perf_counter() - started,
+    )
+    return outliers
+
+
+def with_outliers(stage_data: dict, outliers: np.ndarray | None) -> dict:
+    """A stage's data with the outlier pictures it trains with (`outlier_images`, as
+    training.fit takes them), where there are any."""
+    if outliers is None or not len(outliers):
+        return stage_data
+    return {**stage_data, "outlier_images": outliers}
+
+
 def training_outliers(
     train_images: np.ndarray, photo_crops: int, shuffled: int, seed: int, edges: int = 0
 ) -> np.ndarray:
     """`photo_crops` converted crops of the bundled photographs, then `shuffled` of
     `train_images` with their 7x7 patches shuffled, then `edges` edge maps of crops of the
-    photographs, as (N, 28, 28) uint8, seeded."""
-    rng = np.random.default_rng(seed)
-    photos = _photographs() if photo_crops or edges else []
-    crops = [_photo_crop(photo, rng) for photo in _choose(photos, photo_crops, rng)]
+    photographs, as (N, 28, 28) uint8, seeded (each source from its own stream of the seed)."""
+    rng = np.random.default_rng((seed, 1))
     chosen = rng.choice(len(train_images), shuffled, replace=shuffled > len(train_images))
     patches = [_shuffled(train_images[index], rng) for index in chosen]
-    strokes = [_edge_map(photo, rng) for photo in _choose(photos, edges, rng)]
-    images = crops + patches + strokes
-    return np.stack(images) if images else np.zeros((0, SIZE, SIZE), np.uint8)
+    parts = [_photo_crops(photo_crops, seed), *patches, _edge_maps(edges, seed)]
+    return np.concatenate([np.reshape(part, (-1, SIZE, SIZE)) for part in parts])
 
 
+# The crops and edge maps depend only on their count and seed: the stages of a run that ask
+# for the same ones (the presets' do) make them once.
+@functools.lru_cache(maxsize=4)
+def _photo_crops(count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng((seed, 0))
+    photos = _photographs() if count else []
+    return _read_only([_photo_crop(photo, rng) for photo in _choose(photos, count, rng)])
+
+
+@functools.lru_cache(maxsize=4)
+def _edge_maps(count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng((seed, 2))
+    photos = _photographs() if count else []
+    return _read_only([_edge_map(photo, rng) for photo in _choose(photos, count, rng)])
+
+
+def _read_only(images: list[np.ndarray]) -> np.ndarray:
+    stacked = np.stack(images) if images else np.zeros((0, SIZE, SIZE), np.uint8)
+    stacked.setflags(write=False)
+    return stacked
+
+
+@functools.lru_cache(maxsize=1)
 def _photographs() -> list[Image.Image]:
     """The photographs that scikit-learn and matplotlib install with them, grey or colour,
     at most PHOTO_SIDE pixels on the longest side."""

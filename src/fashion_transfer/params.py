@@ -165,7 +165,8 @@ class TrainingParams(_Strict):
     # larger one (the label-efficiency study trains subsets of 50 images this way).
     min_epoch_images: PositiveInt | None = None
     # Pictures that are none of the classes in every batch, their predictions pulled towards
-    # uniform (the catalogue stage makes them: pipelines/catalogue); null: none.
+    # uniform (each training pipeline makes its stage's: outlier_sets.make_outliers); null:
+    # none.
     outlier_exposure: OutlierExposureParams | None = None
     seed: int
 
@@ -517,18 +518,6 @@ class ProjectParams(_Strict):
     predict_images: str | None = None
     # Only given on the command line: the registered model whose champion classifies them.
     predict_model: str | None = None
-
-    @model_validator(mode="after")
-    def _outliers_where_they_are_made(self) -> ProjectParams:
-        """Only the catalogue stage makes outlier pictures to train with."""
-        for stage in ("pretrain", "transfer"):
-            if getattr(self, stage).outlier_exposure is not None:
-                raise ValueError(
-                    f"{stage}.outlier_exposure: outlier exposure is built for the catalogue "
-                    f"stage only; set {stage}.outlier_exposure to null, or use it in "
-                    "catalogue.outlier_exposure"
-                )
-        return self
 
     @model_validator(mode="after")
     def _search_space_fits_the_recipe(self) -> ProjectParams:

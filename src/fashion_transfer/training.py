@@ -177,7 +177,8 @@ def fit(
             raise ParameterError(
                 [
                     f"{name}: outlier_exposure is set but the stage has no outlier pictures to "
-                    "train with; only the catalogue stage makes them (catalogue.outlier_exposure)"
+                    "train with; the training pipelines make them (outlier_sets.make_outliers), "
+                    "the tuning and label-efficiency studies train without them"
                 ]
             )
         x_outliers = as_input(stage_data["outlier_images"]).to(target)

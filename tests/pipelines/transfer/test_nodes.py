@@ -213,3 +213,23 @@ def test_transfer_and_scratch_models_mirror_average_only_when_their_recipe_says(
     flipped = {**params, "augmentation": {"horizontal_flip": True}, "mirror_average": True}
     model, _ = transfer(pretrained, stage_data[1], flipped, RUNTIME_PARAMS)
     assert model.mirror_average and pretrained.mirror_average
+
+
+def test_transfer_and_its_scratch_baseline_train_with_the_outliers_they_are_given(stage_data):
+    from fashion_transfer.errors import ParameterError
+    from fashion_transfer.outlier_sets import training_outliers
+
+    stage = stage_data[1]
+    outliers = training_outliers(stage["train_images"], 0, 40, 0)
+    exposure = {"weight": 0.5, "share": 0.25, "photo_crops": 0, "shuffled": 40}
+    params = {**TRANSFER_PARAMS, "epochs": 1, "fine_tune_epochs": 1, "outlier_exposure": exposure}
+    pretrained = FashionCNN("seed", 5)
+    _, history = transfer(pretrained, stage, params, RUNTIME_PARAMS, outliers=outliers)
+    _, histories = train_scratch_baseline(
+        pretrained, stage, params, RUNTIME_PARAMS, outliers=outliers
+    )
+    # The objective holds the outliers' term on top of the images' loss, in every phase.
+    for row in [*history, *histories["scratch"]]:
+        assert row["train_objective"] > row["train_loss"]
+    with pytest.raises(ParameterError, match="the training pipelines make them"):
+        transfer(pretrained, stage, params, RUNTIME_PARAMS)

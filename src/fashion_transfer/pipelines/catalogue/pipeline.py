@@ -1,8 +1,9 @@
 from kedro.pipeline import Pipeline, node
 
 from fashion_transfer.mlflow.metrics import catalogue_epoch_metrics
+from fashion_transfer.outlier_sets import make_outliers
 
-from .nodes import make_catalogue_outliers, train_catalogue, train_catalogue_scratch
+from .nodes import train_catalogue, train_catalogue_scratch
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -16,7 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
-                make_catalogue_outliers,
+                make_outliers,
                 inputs=["catalogue_data", "params:catalogue"],
                 outputs="catalogue_outliers",
                 name="make_catalogue_outliers",

@@ -77,6 +77,8 @@ def compare_arms(
     recipe's epochs, each of at least `min_epoch_images` images (a small subset is cycled),
     keeps its best validation epoch and is scored once on the test split."""
     study = LabelEfficiencyParams.model_validate(study_params)
+    # The study measures accuracy by labels: every arm trains without outlier exposure.
+    transfer_params = {**transfer_params, "outlier_exposure": None}
     labels = transfer_data["train_labels"]
     check_sizes(study.sizes(), labels, transfer_data["class_names"])
     recipes = {

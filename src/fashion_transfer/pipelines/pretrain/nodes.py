@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from fashion_transfer.model import FashionCNN
+from fashion_transfer.outlier_sets import with_outliers
 from fashion_transfer.params import ModelParams, RuntimeParams, TrainingParams
 from fashion_transfer.training import EpochCallback, fit
 
@@ -15,7 +17,10 @@ def pretrain(
     training_params: dict,
     runtime: dict,
     on_epoch_end: EpochCallback | None = None,
+    outliers: np.ndarray | None = None,
 ) -> tuple[FashionCNN, list[dict]]:
+    """The network of the preset's architecture trained on the pretrain classes (with the
+    pictures of none of them in `outliers`, where the recipe has outlier exposure)."""
     architecture = ModelParams.model_validate(model_params).architecture
     training = TrainingParams.model_validate(training_params)
     settings = RuntimeParams.model_validate(runtime)
@@ -27,7 +32,7 @@ def pretrain(
     )
     return fit(
         model,
-        pretrain_data,
+        with_outliers(pretrain_data, outliers),
         training,
         settings.device,
         "pretrain",

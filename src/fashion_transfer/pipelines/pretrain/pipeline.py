@@ -1,6 +1,7 @@
 from kedro.pipeline import Pipeline, node
 
 from fashion_transfer.mlflow.metrics import epoch_metrics
+from fashion_transfer.outlier_sets import make_outliers
 
 from .nodes import pretrain
 
@@ -9,8 +10,20 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
+                make_outliers,
+                inputs=["pretrain_data", "params:pretrain"],
+                outputs="pretrain_outliers",
+                name="make_pretrain_outliers",
+            ),
+            node(
                 pretrain,
-                inputs=["pretrain_data", "params:model", "params:pretrain", "params:runtime"],
+                inputs={
+                    "pretrain_data": "pretrain_data",
+                    "model_params": "params:model",
+                    "training_params": "params:pretrain",
+                    "runtime": "params:runtime",
+                    "outliers": "pretrain_outliers",
+                },
                 outputs=["pretrain_model", "pretrain_history"],
                 name="pretrain",
             ),

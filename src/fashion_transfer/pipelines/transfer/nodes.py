@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 
 from fashion_transfer.model import FashionCNN
+from fashion_transfer.outlier_sets import with_outliers
 from fashion_transfer.params import RuntimeParams, TrainingParams, TransferParams
 from fashion_transfer.training import EpochCallback, encode, fit
 
@@ -19,6 +21,7 @@ def transfer(
     feature_cache: dict | None = None,
     on_epoch_end: EpochCallback | None = None,
     name: str = "transfer",
+    outliers: np.ndarray | None = None,
 ) -> tuple[FashionCNN, list[dict]]:
     """Keep the pretrained convolutional layers frozen and train a new dense head; then,
     if asked, fine-tune the last convolutional blocks too at a lower learning rate, keeping
@@ -26,8 +29,10 @@ def transfer(
 
     `feature_cache` (a dict the caller keeps) holds the frozen blocks' output between calls
     with the same pretrained model and data, as tuning makes them; `on_epoch_end` goes to
-    `fit`, with the epochs of both phases numbered in one sequence."""
+    `fit`, with the epochs of both phases numbered in one sequence. `outliers`: the pictures
+    of none of the classes that the recipe's outlier exposure trains with."""
     training = TransferParams.model_validate(training_params)
+    transfer_data = with_outliers(transfer_data, outliers)
     settings = RuntimeParams.model_validate(runtime)
     model = copy.deepcopy(pretrain_model)
     model.mirror_average = training.mirror_average
@@ -120,10 +125,12 @@ def train_scratch_baseline(
     training_params: dict,
     runtime: dict,
     name: str = "scratch",
+    outliers: np.ndarray | None = None,
 ) -> tuple[dict[str, FashionCNN], dict[str, list[dict]]]:
     """The transfer model's architecture and budget (head and fine-tune epochs together),
-    trained from random weights on the transfer classes: the baseline that shows what
-    transfer buys. Empty when switched off."""
+    trained from random weights on the transfer classes (with the same outlier pictures,
+    where the recipe has outlier exposure): the baseline that shows what transfer buys.
+    Empty when switched off."""
     training = TransferParams.model_validate(training_params)
     if not training.scratch_baseline:
         return {}, {}
@@ -135,7 +142,6 @@ def train_scratch_baseline(
         len(transfer_data["class_names"]),
         mirror_average=training.mirror_average,
     )
-    model, history = fit(
-        model, transfer_data, budget, settings.device, name, precision=settings.precision
-    )
+    data = with_outliers(transfer_data, outliers)
+    model, history = fit(model, data, budget, settings.device, name, precision=settings.precision)
     return {name: model}, {name: history}

@@ -1,14 +1,27 @@
 from kedro.pipeline import Pipeline, node
 
 from fashion_transfer.mlflow.metrics import transfer_stage_epoch_metrics
+from fashion_transfer.outlier_sets import make_outliers
 
 from .nodes import train_scratch_baseline, transfer
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    inputs = ["pretrain_model", "transfer_data", "params:transfer", "params:runtime"]
+    inputs = {
+        "pretrain_model": "pretrain_model",
+        "transfer_data": "transfer_data",
+        "training_params": "params:transfer",
+        "runtime": "params:runtime",
+        "outliers": "transfer_outliers",
+    }
     return Pipeline(
         [
+            node(
+                make_outliers,
+                inputs=["transfer_data", "params:transfer"],
+                outputs="transfer_outliers",
+                name="make_transfer_outliers",
+            ),
             node(
                 transfer,
                 inputs=inputs,

@@ -24,9 +24,12 @@ from tests.conftest import PROJECT_ROOT
 FEW_REPORT_IMAGES = (
     "evaluation.photos.per_class=10,evaluation.recognition.synthetic_per_kind=20,"
     "evaluation.recognition.digits=200,"
-    # and few outlier pictures for the catalogue's outlier exposure
-    "catalogue.outlier_exposure.photo_crops=200,catalogue.outlier_exposure.shuffled=200,"
-    "catalogue.outlier_exposure.edges=200"
+    # and few outlier pictures for each stage's outlier exposure
+    + ",".join(
+        f"{stage}.outlier_exposure.{source}=200"
+        for stage in ("pretrain", "transfer", "catalogue")
+        for source in ("photo_crops", "shuffled", "edges")
+    )
 )
 SMALL_SLICE = (
     "split.max_examples_per_stage=1500,pretrain.epochs=2,transfer.epochs=2,"

@@ -110,7 +110,8 @@ def loop_benchmark(stage: dict, params, repeats: int) -> dict:
     from fashion_transfer.model import FashionCNN
     from fashion_transfer.training import fit, images_to_tensor, resolve_precision
 
-    # Like for like: the plain loop has no augmentation, schedule or label smoothing.
+    # Like for like: the plain loop has no augmentation, schedule, label smoothing or outlier
+    # exposure.
     config = params.pretrain.model_copy(
         update={
             "epochs": 1,
@@ -119,6 +120,7 @@ def loop_benchmark(stage: dict, params, repeats: int) -> dict:
             "label_smoothing": 0.0,
             "augmentation": None,
             "weight_decay": 0.0,
+            "outlier_exposure": None,
         }
     )
     x, y = images_to_tensor(stage["train_images"]), torch.from_numpy(stage["train_labels"]).long()

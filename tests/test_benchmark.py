@@ -79,3 +79,18 @@ def test_a_result_names_the_code_by_its_commit_never_by_its_folder(tmp_path):
     ).stdout
     assert head.startswith(version.split("-")[0])
     assert benchmark.code_version(tmp_path) == "not a git checkout"
+
+
+def test_the_loop_benchmark_runs_the_default_recipe_like_for_like(stage_data):
+    from fashion_transfer.params import validate_parameters
+    from tests.test_params import project_parameters
+
+    params = validate_parameters(project_parameters())  # outlier exposure on, as in `default`
+    small = {
+        **stage_data[0],
+        "train_images": stage_data[0]["train_images"][:256],
+        "train_labels": stage_data[0]["train_labels"][:256],
+    }
+    result = benchmark.loop_benchmark(small, params, repeats=1)
+    assert result["train_examples"] == len(small["train_images"])
+    assert len(result["project_epoch_seconds"]) == len(result["plain_epoch_seconds"]) == 1

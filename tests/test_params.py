@@ -97,6 +97,10 @@ def test_a_gpu_the_machine_lacks_is_refused_and_one_it_has_is_taken(monkeypatch)
         ({"lr": {"type": "float", "low": 0.1, "high": 1}}, "keys ['lr'] that are not in the"),
         ({"label_smoothing": {"type": "float", "low": 0, "high": 1.5}}, "label_smoothing=1.5"),
         ({"optimizer": {"type": "categorical", "choices": ["adam", "lion"]}}, "'lion'"),
+        (
+            {"outlier_exposure.share": {"type": "float", "low": 0.1, "high": 0.5}},
+            "trials train without outlier exposure",
+        ),
     ],
 )
 def test_a_bad_search_space_is_named_before_anything_runs(change, expected):
@@ -122,6 +126,10 @@ def test_a_bad_search_space_is_named_before_anything_runs(change, expected):
         (
             {"transfer_recipes": {"tiny": {"learning_rate": -1}}},
             "tiny.learning_rate: Input should be greater than 0",
+        ),
+        (
+            {"transfer_recipes": {"exposed": {"outlier_exposure.share": 0.5}}},
+            "['exposed.outlier_exposure.share']: the study's arms train without outlier",
         ),
     ],
 )

@@ -396,6 +396,13 @@ class TuneParams(_Strict):
         space = self.search_space.get(self.stage)
         if not space:
             raise ValueError(f"search_space.{self.stage} is empty: give it at least one key")
+        exposure = sorted(key for key in space if key.split(".")[0] == "outlier_exposure")
+        if exposure:
+            raise ValueError(
+                f"search_space.{self.stage} has keys {exposure}: trials train without outlier "
+                "exposure (they compare recipes by accuracy), so there is nothing to tune there; "
+                "leave them out"
+            )
         known = recipe_keys(TransferParams if self.stage == "transfer" else TrainingParams)
         if self.stage == "pretrain":  # transfer keeps the pretrained network's architecture
             known |= MODEL_KEYS
@@ -439,6 +446,17 @@ class LabelEfficiencyParams(_Strict):
         if "scratch" in recipes:
             raise ValueError("'scratch' names the from-scratch arm; give the recipe another name")
         kept = {name: changes for name, changes in recipes.items() if changes is not None}
+        exposure = sorted(
+            f"{name}.{key}"
+            for name, changes in kept.items()
+            for key in changes
+            if key.split(".")[0] == "outlier_exposure"
+        )
+        if exposure:
+            raise ValueError(
+                f"{exposure}: the study's arms train without outlier exposure (it measures "
+                "accuracy by labels); leave these keys out"
+            )
         if not kept:
             raise ValueError("every transfer recipe is left out (null): keep at least one")
         return kept

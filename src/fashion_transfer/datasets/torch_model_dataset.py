@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 # the catalog at each run's start, also in runs that train nothing.
 
 
+# The warnings of readable checkpoints, passed on once each where the filters say "default".
+_REEMITTED: dict = {}
+
+
 class TorchModelDataset(AbstractDataset):
     """Saves a `FashionCNN` or `ProbabilityEnsemble` (or a dict of them, by name) as its config
     and state dict, never as a pickled module, and loads it back with `weights_only=True`.
@@ -88,7 +92,11 @@ class TorchModelDataset(AbstractDataset):
                 ) from None
         for warning in held_back:
             warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
+                warning.message,
+                warning.category,
+                warning.filename,
+                warning.lineno,
+                registry=_REEMITTED,
             )
         return loaded
 

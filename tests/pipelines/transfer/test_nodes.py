@@ -233,3 +233,10 @@ def test_transfer_and_its_scratch_baseline_train_with_the_outliers_they_are_give
         assert row["train_objective"] > row["train_loss"]
     with pytest.raises(ParameterError, match="the training pipelines make them"):
         transfer(pretrained, stage, params, RUNTIME_PARAMS)
+    # A feature cache made without the outliers (as the studies make theirs): the outliers go
+    # through the frozen blocks too, and training is the same as without a cache.
+    cache = frozen_features(pretrained, stage, RUNTIME_PARAMS)
+    cached, _ = transfer(pretrained, stage, params, RUNTIME_PARAMS, cache, outliers=outliers)
+    fresh, _ = transfer(pretrained, stage, params, RUNTIME_PARAMS, outliers=outliers)
+    for name, value in fresh.state_dict().items():
+        torch.testing.assert_close(cached.state_dict()[name], value)

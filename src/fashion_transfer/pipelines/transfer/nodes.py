@@ -113,6 +113,12 @@ def _fit_unfrozen(
         if key not in cache:
             cache[key] = _frozen_output(model, stage_data, settings)
         data = {**stage_data, **cache[key]}
+        if "outlier_images" in stage_data and "outlier_images" not in cache[key]:
+            # A cache made without outliers (as the studies make theirs): theirs too, now.
+            frozen, _ = model.split_frozen()
+            data["outlier_images"] = encode(
+                frozen, stage_data["outlier_images"], settings.device, settings.precision
+            )
     _, history = fit(
         trainable, data, training, settings.device, name, precision=settings.precision, **fit_args
     )

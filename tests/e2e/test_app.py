@@ -225,8 +225,12 @@ def test_a_picture_of_no_garment_is_said_to_be_none_of_the_classes(app, champion
 
     url, _ = app
     model, _ = champion
+    from fashion_transfer.served_model.pictures import convert_picture
+
     pictures, _ = outlier_sets.synthetic(10, seed=5)
-    answers = model.predict(pictures.astype(np.float32) / 255)
+    # As the server sees an upload: through the served conversion (which centres the item).
+    seen = np.stack([convert_picture(Image.fromarray(picture)).image for picture in pictures])
+    answers = model.predict(seen.astype(np.float32) / 255)
     refused = np.flatnonzero(~answers["recognised"].to_numpy())
     assert len(refused), "the champion recognises every synthetic non-garment"
     path = tmp_path / "not-clothing.png"

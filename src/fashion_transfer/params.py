@@ -293,9 +293,17 @@ class RegistryParams(_Strict):
         from mlflow.exceptions import MlflowException
         from mlflow.utils import validation
 
+        # MLflow 3.18 renamed them (_validate_alias_name, _validate_alias_name_reserved).
+        names = ("_validate_model_alias_name", "_validate_alias_name")
+        valid = next(getattr(validation, name) for name in names if hasattr(validation, name))
+        reserved = next(
+            getattr(validation, f"{name}_reserved")
+            for name in names
+            if hasattr(validation, f"{name}_reserved")
+        )
         try:
-            validation._validate_model_alias_name(alias)
-            validation._validate_model_alias_name_reserved(alias)
+            valid(alias)
+            reserved(alias)
         except MlflowException as error:
             raise ValueError(error.message) from None
         return alias

@@ -229,7 +229,7 @@ class RecognitionParams(_Strict):
 
     score: Literal[
         "msp", "max_logit", "energy", "mahalanobis", "relative_mahalanobis", "energy_mahalanobis"
-    ] = "energy_mahalanobis"
+    ] = "msp"
     accept: float = Field(default=0.95, gt=0.5, lt=1)  # of the validation images
     # Training images whose features give the feature scores' class means and covariance
     # (seeded); None: all of the training split.

@@ -294,13 +294,10 @@ class RegistryParams(_Strict):
         from mlflow.utils import validation
 
         # MLflow 3.18 renamed them (_validate_alias_name, _validate_alias_name_reserved).
-        names = ("_validate_model_alias_name", "_validate_alias_name")
-        valid = next(getattr(validation, name) for name in names if hasattr(validation, name))
-        reserved = next(
-            getattr(validation, f"{name}_reserved")
-            for name in names
-            if hasattr(validation, f"{name}_reserved")
-        )
+        name = "_validate_alias_name"
+        if not hasattr(validation, name):
+            name = "_validate_model_alias_name"
+        valid, reserved = getattr(validation, name), getattr(validation, f"{name}_reserved")
         try:
             valid(alias)
             reserved(alias)
@@ -404,7 +401,7 @@ class TuneParams(_Strict):
         space = self.search_space.get(self.stage)
         if not space:
             raise ValueError(f"search_space.{self.stage} is empty: give it at least one key")
-        exposure = sorted(key for key in space if key.split(".")[0] == "outlier_exposure")
+        exposure = _outlier_exposure_keys(space)
         if exposure:
             raise ValueError(
                 f"search_space.{self.stage} has keys {exposure}: trials train without outlier "
@@ -454,12 +451,11 @@ class LabelEfficiencyParams(_Strict):
         if "scratch" in recipes:
             raise ValueError("'scratch' names the from-scratch arm; give the recipe another name")
         kept = {name: changes for name, changes in recipes.items() if changes is not None}
-        exposure = sorted(
+        exposure = [
             f"{name}.{key}"
             for name, changes in kept.items()
-            for key in changes
-            if key.split(".")[0] == "outlier_exposure"
-        )
+            for key in _outlier_exposure_keys(changes)
+        ]
         if exposure:
             raise ValueError(
                 f"{exposure}: the study's arms train without outlier exposure (it measures "
@@ -477,6 +473,12 @@ class LabelEfficiencyParams(_Strict):
 
 # Search-space keys of the model section, which a pretraining study may tune too.
 MODEL_KEYS = {f"model.{name}" for name in ModelParams.model_fields}
+
+
+def _outlier_exposure_keys(keys) -> list[str]:
+    """The keys (dotted or not) of a recipe's outlier exposure among `keys`, sorted: the
+    studies train without it, so they refuse them."""
+    return sorted(key for key in keys if key.split(".")[0] == "outlier_exposure")
 
 
 def split_model_values(values: dict) -> tuple[dict, dict]:

@@ -223,10 +223,15 @@ def node_groups() -> dict[str, set[str]]:
     }
     return {
         "data": data,
-        "pretrain": {"make_pretrain_outliers", "pretrain"},
-        "transfer": {"make_transfer_outliers", "transfer"},
+        "pretrain": {"add_pretrain_training_photos", "make_pretrain_outliers", "pretrain"},
+        "transfer": {"add_transfer_training_photos", "make_transfer_outliers", "transfer"},
         "scratch baseline": {"train_scratch_baseline"},
-        "catalogue": {"make_catalogue_outliers", "train_catalogue", "train_catalogue_scratch"},
+        "catalogue": {
+            "add_catalogue_training_photos",
+            "make_catalogue_outliers",
+            "train_catalogue",
+            "train_catalogue_scratch",
+        },
         "evaluation": {n.name for n in pipelines["evaluation"].nodes} - data - metrics,
         "tracking: metrics": metrics,
     }

@@ -101,6 +101,10 @@ def test_a_gpu_the_machine_lacks_is_refused_and_one_it_has_is_taken(monkeypatch)
             {"outlier_exposure.share": {"type": "float", "low": 0.1, "high": 0.5}},
             "trials train without outlier exposure",
         ),
+        (
+            {"training_photos": {"type": "int", "low": 0, "high": 6000}},
+            "['training_photos']: trials train without outlier exposure or training photos",
+        ),
     ],
 )
 def test_a_bad_search_space_is_named_before_anything_runs(change, expected):
@@ -130,6 +134,11 @@ def test_a_bad_search_space_is_named_before_anything_runs(change, expected):
         (
             {"transfer_recipes": {"exposed": {"outlier_exposure.share": 0.5}}},
             "['exposed.outlier_exposure.share']: the study's arms train without outlier",
+        ),
+        (
+            {"transfer_recipes": {"photographed": {"training_photos": 600}}},
+            "['photographed.training_photos']: the study's arms train without outlier exposure "
+            "or training photos",
         ),
     ],
 )

@@ -168,6 +168,10 @@ class TrainingParams(_Strict):
     # uniform (each training pipeline makes its stage's: outlier_sets.make_outliers); null:
     # none.
     outlier_exposure: OutlierExposureParams | None = None
+    # This many training images more, each a training image rendered as a phone photographs
+    # it and converted as the served model converts a picture (photos.add_training_photos,
+    # a node of each training pipeline); null or 0: none.
+    training_photos: NonNegativeInt | None = None
     seed: int
 
     @model_validator(mode="after")
@@ -401,12 +405,12 @@ class TuneParams(_Strict):
         space = self.search_space.get(self.stage)
         if not space:
             raise ValueError(f"search_space.{self.stage} is empty: give it at least one key")
-        exposure = _outlier_exposure_keys(space)
-        if exposure:
+        extras = _pipeline_extra_keys(space)
+        if extras:
             raise ValueError(
-                f"search_space.{self.stage} has keys {exposure}: trials train without outlier "
-                "exposure (they compare recipes by accuracy), so there is nothing to tune there; "
-                "leave them out"
+                f"search_space.{self.stage} has keys {extras}: trials train without outlier "
+                "exposure or training photos (they compare recipes by accuracy on the training "
+                "split), so there is nothing to tune there; leave them out"
             )
         known = recipe_keys(TransferParams if self.stage == "transfer" else TrainingParams)
         if self.stage == "pretrain":  # transfer keeps the pretrained network's architecture
@@ -451,15 +455,15 @@ class LabelEfficiencyParams(_Strict):
         if "scratch" in recipes:
             raise ValueError("'scratch' names the from-scratch arm; give the recipe another name")
         kept = {name: changes for name, changes in recipes.items() if changes is not None}
-        exposure = [
+        extras = [
             f"{name}.{key}"
             for name, changes in kept.items()
-            for key in _outlier_exposure_keys(changes)
+            for key in _pipeline_extra_keys(changes)
         ]
-        if exposure:
+        if extras:
             raise ValueError(
-                f"{exposure}: the study's arms train without outlier exposure (it measures "
-                "accuracy by labels); leave these keys out"
+                f"{extras}: the study's arms train without outlier exposure or training photos "
+                "(it measures accuracy by labels); leave these keys out"
             )
         if not kept:
             raise ValueError("every transfer recipe is left out (null): keep at least one")
@@ -475,10 +479,20 @@ class LabelEfficiencyParams(_Strict):
 MODEL_KEYS = {f"model.{name}" for name in ModelParams.model_fields}
 
 
-def _outlier_exposure_keys(keys) -> list[str]:
-    """The keys (dotted or not) of a recipe's outlier exposure among `keys`, sorted: the
-    studies train without it, so they refuse them."""
-    return sorted(key for key in keys if key.split(".")[0] == "outlier_exposure")
+# What the training pipelines make for a recipe besides its stage's data (outlier pictures,
+# training photos): the tuning and label-efficiency studies train without them.
+PIPELINE_EXTRAS = ("outlier_exposure", "training_photos")
+
+
+def without_pipeline_extras(recipe: dict) -> dict:
+    """A recipe as the studies train it: no outlier exposure, no training photos."""
+    return {**recipe, **dict.fromkeys(PIPELINE_EXTRAS)}
+
+
+def _pipeline_extra_keys(keys) -> list[str]:
+    """The keys (dotted or not) of `PIPELINE_EXTRAS` among `keys`, sorted: the studies train
+    without them, so they refuse them."""
+    return sorted(key for key in keys if key.split(".")[0] in PIPELINE_EXTRAS)
 
 
 def split_model_values(values: dict) -> tuple[dict, dict]:

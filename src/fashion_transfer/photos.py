@@ -8,7 +8,10 @@ placed off-centre, darkens (or, on a dark background, lightens) a background of 
 brightness, colour cast, gradient and texture; the item has a colour of its own; then the
 camera's blur and noise, and JPEG. Every variation's strength is a parameter
 (`PhotoParams`), every draw comes from one seeded generator: the same parameters give the same
-photos, byte for byte."""
+photos, byte for byte.
+
+`add_training_photos` renders training images the same way, for the stages that learn what the
+served conversion leaves of a photo (a recipe's `training_photos`)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from fashion_transfer.params import PhotoParams
+from fashion_transfer.served_model.pictures import open_picture, to_model_image
 
 
 def render_photos(images: np.ndarray, params: dict | PhotoParams) -> list[bytes]:
@@ -26,6 +30,28 @@ def render_photos(images: np.ndarray, params: dict | PhotoParams) -> list[bytes]
     settings = PhotoParams.model_validate(params)
     rng = np.random.default_rng(settings.seed)
     return [render_photo(image, settings, rng) for image in images]
+
+
+def add_training_photos(stage_data: dict, training_params: dict) -> dict:
+    """The stage's data with its recipe's `training_photos` more training images: training
+    images drawn with the recipe's seed, each rendered as a photo (the photo test set's
+    variations at their default strengths) and converted as the served model converts a
+    picture, with their labels. The stage's data unchanged without. A node of each training
+    pipeline; the photo test set is rendered from test images, which training never sees."""
+    count = training_params.get("training_photos")  # checked with the run's parameters
+    if not count:
+        return stage_data
+    seed = training_params["seed"]
+    rng = np.random.default_rng((seed, 3))
+    train_images, train_labels = stage_data["train_images"], stage_data["train_labels"]
+    chosen = rng.choice(len(train_images), count, replace=count > len(train_images))
+    photos = render_photos(train_images[chosen], PhotoParams(per_class=None, seed=seed))
+    converted = np.stack([to_model_image(open_picture(photo)) for photo in photos])
+    return {
+        **stage_data,
+        "train_images": np.concatenate([train_images, converted]),
+        "train_labels": np.concatenate([train_labels, train_labels[chosen]]),
+    }
 
 
 def render_photo(image: np.ndarray, params: PhotoParams, rng: np.random.Generator) -> bytes:

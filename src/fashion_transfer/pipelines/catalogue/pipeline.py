@@ -2,6 +2,7 @@ from kedro.pipeline import Pipeline, node
 
 from fashion_transfer.mlflow.metrics import catalogue_epoch_metrics
 from fashion_transfer.outlier_sets import make_outliers
+from fashion_transfer.photos import add_training_photos
 
 from .nodes import train_catalogue, train_catalogue_scratch
 
@@ -9,13 +10,19 @@ from .nodes import train_catalogue, train_catalogue_scratch
 def create_pipeline(**kwargs) -> Pipeline:
     inputs = [
         "pretrain_model",
-        "catalogue_data",
+        "catalogue_training_data",
         "catalogue_outliers",
         "params:catalogue",
         "params:runtime",
     ]
     return Pipeline(
         [
+            node(
+                add_training_photos,
+                inputs=["catalogue_data", "params:catalogue"],
+                outputs="catalogue_training_data",
+                name="add_catalogue_training_photos",
+            ),
             node(
                 make_outliers,
                 inputs=["catalogue_data", "params:catalogue"],

@@ -19,6 +19,7 @@ from fashion_transfer.params import (
     SplitParams,
     TransferParams,
     with_values,
+    without_pipeline_extras,
 )
 from fashion_transfer.pipelines.transfer.nodes import (
     frozen_features,
@@ -77,8 +78,9 @@ def compare_arms(
     recipe's epochs, each of at least `min_epoch_images` images (a small subset is cycled),
     keeps its best validation epoch and is scored once on the test split."""
     study = LabelEfficiencyParams.model_validate(study_params)
-    # The study measures accuracy by labels: every arm trains without outlier exposure.
-    transfer_params = {**transfer_params, "outlier_exposure": None}
+    # The study measures accuracy by labels: every arm trains without outlier exposure and
+    # without training photos (more labelled images).
+    transfer_params = without_pipeline_extras(transfer_params)
     labels = transfer_data["train_labels"]
     check_sizes(study.sizes(), labels, transfer_data["class_names"])
     recipes = {

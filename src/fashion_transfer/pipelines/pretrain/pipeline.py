@@ -2,6 +2,7 @@ from kedro.pipeline import Pipeline, node
 
 from fashion_transfer.mlflow.metrics import epoch_metrics
 from fashion_transfer.outlier_sets import make_outliers
+from fashion_transfer.photos import add_training_photos
 
 from .nodes import pretrain
 
@@ -9,6 +10,12 @@ from .nodes import pretrain
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
+            node(
+                add_training_photos,
+                inputs=["pretrain_data", "params:pretrain"],
+                outputs="pretrain_training_data",
+                name="add_pretrain_training_photos",
+            ),
             node(
                 make_outliers,
                 inputs=["pretrain_data", "params:pretrain"],
@@ -18,7 +25,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 pretrain,
                 inputs={
-                    "pretrain_data": "pretrain_data",
+                    "pretrain_data": "pretrain_training_data",
                     "model_params": "params:model",
                     "training_params": "params:pretrain",
                     "runtime": "params:runtime",

@@ -2,6 +2,7 @@ from kedro.pipeline import Pipeline, node
 
 from fashion_transfer.mlflow.metrics import transfer_stage_epoch_metrics
 from fashion_transfer.outlier_sets import make_outliers
+from fashion_transfer.photos import add_training_photos
 
 from .nodes import train_scratch_baseline, transfer
 
@@ -9,13 +10,19 @@ from .nodes import train_scratch_baseline, transfer
 def create_pipeline(**kwargs) -> Pipeline:
     inputs = {
         "pretrain_model": "pretrain_model",
-        "transfer_data": "transfer_data",
+        "transfer_data": "transfer_training_data",
         "training_params": "params:transfer",
         "runtime": "params:runtime",
         "outliers": "transfer_outliers",
     }
     return Pipeline(
         [
+            node(
+                add_training_photos,
+                inputs=["transfer_data", "params:transfer"],
+                outputs="transfer_training_data",
+                name="add_transfer_training_photos",
+            ),
             node(
                 make_outliers,
                 inputs=["transfer_data", "params:transfer"],

@@ -25,6 +25,7 @@ from fashion_transfer.params import (
     split_model_values,
     value_at,
     with_values,
+    without_pipeline_extras,
 )
 from fashion_transfer.pipelines.pretrain.nodes import pretrain
 from fashion_transfer.pipelines.transfer.nodes import frozen_features, transfer
@@ -63,9 +64,10 @@ def tune_recipe(
     stage_data = pretrain_data if tune.stage == "pretrain" else transfer_data
     training_data = {k: v for k, v in stage_data.items() if not k.startswith("test_")}
     base = pretrain_params if tune.stage == "pretrain" else transfer_params
-    # Trials compare recipes by validation accuracy (and seconds): without outlier exposure,
-    # which is about refusing what is none of the classes, and would make each trial longer.
-    base = {**base, "outlier_exposure": None}
+    # Trials compare recipes by validation accuracy (and seconds) on the training split:
+    # without outlier exposure, which is about refusing what is none of the classes, and
+    # without training photos, which the training pipelines render; both make trials longer.
+    base = without_pipeline_extras(base)
     schema = TrainingParams if tune.stage == "pretrain" else TransferParams
     feature_cache: dict = {}  # the frozen blocks' output, computed once for all trials,
     if tune.stage == "transfer":  # before the first, so that no trial's seconds include it

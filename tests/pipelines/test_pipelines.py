@@ -90,13 +90,27 @@ def test_transfer_then_evaluation(stage_data, scratch_baseline):
     }
     untrained = FashionCNN("seed", 5)
     catalogue_data = combine_stages(pretrain_data, transfer_data)
-    catalogue_params = {**TRAINING_PARAMS, "epochs": 1, "scratch_baseline": scratch_baseline}
+    # One of the two runs adds training photos: both catalogue models train with them.
+    photos = 6 if scratch_baseline else None
+    catalogue_params = {
+        **TRAINING_PARAMS,
+        "epochs": 1,
+        "scratch_baseline": scratch_baseline,
+        "training_photos": photos,
+    }
     whole = run_pipeline(
         catalogue.create_pipeline(),
         pretrain_model=untrained,
         catalogue_data=catalogue_data,
         **{**params, "params:catalogue": catalogue_params},
     )
+    training_data = whole["catalogue_training_set"].load()
+    added = len(training_data["train_images"]) - len(catalogue_data["train_images"])
+    assert added == (photos or 0)
+    assert (training_data["val_images"] == catalogue_data["val_images"]).all()
+    for node in catalogue.create_pipeline().nodes:
+        if node.name.startswith("train_catalogue"):
+            assert "catalogue_training_set" in node.inputs
     outputs |= {
         name: whole[name].load()
         for name in (

@@ -10,7 +10,7 @@ from .nodes import train_catalogue, train_catalogue_scratch
 def create_pipeline(**kwargs) -> Pipeline:
     inputs = [
         "pretrain_model",
-        "catalogue_training_data",
+        "catalogue_training_set",
         "catalogue_outliers",
         "params:catalogue",
         "params:runtime",
@@ -20,7 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 add_training_photos,
                 inputs=["catalogue_data", "params:catalogue"],
-                outputs="catalogue_training_data",
+                outputs="catalogue_training_set",
                 name="add_catalogue_training_photos",
             ),
             node(

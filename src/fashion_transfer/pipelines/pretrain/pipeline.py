@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 add_training_photos,
                 inputs=["pretrain_data", "params:pretrain"],
-                outputs="pretrain_training_data",
+                outputs="pretrain_training_set",
                 name="add_pretrain_training_photos",
             ),
             node(
@@ -25,7 +25,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 pretrain,
                 inputs={
-                    "pretrain_data": "pretrain_training_data",
+                    "pretrain_data": "pretrain_training_set",
                     "model_params": "params:model",
                     "training_params": "params:pretrain",
                     "runtime": "params:runtime",

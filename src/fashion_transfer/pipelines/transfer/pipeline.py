@@ -10,7 +10,7 @@ from .nodes import train_scratch_baseline, transfer
 def create_pipeline(**kwargs) -> Pipeline:
     inputs = {
         "pretrain_model": "pretrain_model",
-        "transfer_data": "transfer_training_data",
+        "transfer_data": "transfer_training_set",
         "training_params": "params:transfer",
         "runtime": "params:runtime",
         "outliers": "transfer_outliers",
@@ -20,7 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 add_training_photos,
                 inputs=["transfer_data", "params:transfer"],
-                outputs="transfer_training_data",
+                outputs="transfer_training_set",
                 name="add_transfer_training_photos",
             ),
             node(

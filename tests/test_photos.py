@@ -41,6 +41,9 @@ def test_training_photos_are_training_images_seen_as_the_served_model_sees_a_pho
     np.testing.assert_array_equal(added["train_images"][:20], stage["train_images"])
     np.testing.assert_array_equal(added["train_labels"][:20], stage["train_labels"])
     assert added["val_images"] is stage["val_images"]  # validation is never photographed
+    # Rendered and converted, not copies of the drawn images: no added image is a source image.
+    for image in added["train_images"][20:]:
+        assert not any(np.array_equal(image, source) for source in stage["train_images"][:2])
     for image, label in zip(added["train_images"][20:], added["train_labels"][20:], strict=True):
         rows, columns = np.nonzero(image > 64)
         height, width = np.ptp(rows) + 1, np.ptp(columns) + 1

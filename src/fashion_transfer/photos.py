@@ -16,6 +16,8 @@ served conversion leaves of a photo (a recipe's `training_photos`)."""
 from __future__ import annotations
 
 import io
+import logging
+import time
 
 import cv2
 import numpy as np
@@ -23,6 +25,8 @@ from PIL import Image
 
 from fashion_transfer.params import PhotoParams
 from fashion_transfer.served_model.pictures import open_picture, to_model_image
+
+logger = logging.getLogger(__name__)
 
 
 def render_photos(images: np.ndarray, params: dict | PhotoParams) -> list[bytes]:
@@ -35,18 +39,27 @@ def render_photos(images: np.ndarray, params: dict | PhotoParams) -> list[bytes]
 def add_training_photos(stage_data: dict, training_params: dict) -> dict:
     """The stage's data with its recipe's `training_photos` more training images: training
     images drawn with the recipe's seed, each rendered as a photo (the photo test set's
-    variations at their default strengths) and converted as the served model converts a
-    picture, with their labels. The stage's data unchanged without. A node of each training
-    pipeline; the photo test set is rendered from test images, which training never sees."""
+    variations at the renderer's default strengths, `PhotoParams`) and converted as the served
+    model converts a picture, with their labels. The stage's data unchanged without. A node of
+    each training pipeline; the photo test set is rendered from test images, which training
+    never sees, and its draws come from the evaluation's seed, these from the recipe's."""
     count = training_params.get("training_photos")  # checked with the run's parameters
     if not count:
         return stage_data
-    seed = training_params["seed"]
-    rng = np.random.default_rng((seed, 3))
+    started = time.perf_counter()
+    rng = np.random.default_rng((training_params["seed"], 3))
     train_images, train_labels = stage_data["train_images"], stage_data["train_labels"]
     chosen = rng.choice(len(train_images), count, replace=count > len(train_images))
-    photos = render_photos(train_images[chosen], PhotoParams(per_class=None, seed=seed))
+    # The renderer's own seed drawn from the recipe's stream: never the photo test set's
+    # (whose seed is a small number), so no training photo repeats a test photo's draws.
+    settings = PhotoParams(per_class=None, seed=int(rng.integers(2**32, 2**62)))
+    photos = render_photos(train_images[chosen], settings)
     converted = np.stack([to_model_image(open_picture(photo)) for photo in photos])
+    logger.info(
+        "Training photos: %d training images rendered and converted in %.1f s",
+        count,
+        time.perf_counter() - started,
+    )
     return {
         **stage_data,
         "train_images": np.concatenate([train_images, converted]),

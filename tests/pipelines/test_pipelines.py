@@ -108,9 +108,17 @@ def test_transfer_then_evaluation(stage_data, scratch_baseline):
     added = len(training_data["train_images"]) - len(catalogue_data["train_images"])
     assert added == (photos or 0)
     assert (training_data["val_images"] == catalogue_data["val_images"]).all()
-    for node in catalogue.create_pipeline().nodes:
-        if node.name.startswith("train_catalogue"):
-            assert "catalogue_training_set" in node.inputs
+    # Every training node of every stage trains on its training set; nothing else reads it.
+    pipelines = register_pipelines()
+    for stage, trainers in {
+        "pretrain": {"pretrain"},
+        "transfer": {"transfer", "train_scratch_baseline"},
+        "catalogue": {"train_catalogue", "train_catalogue_scratch"},
+    }.items():
+        readers = {
+            n.name for n in pipelines["__default__"].nodes if f"{stage}_training_set" in n.inputs
+        }
+        assert readers == trainers
     outputs |= {
         name: whole[name].load()
         for name in (

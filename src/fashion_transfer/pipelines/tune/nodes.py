@@ -65,8 +65,9 @@ def tune_recipe(
     training_data = {k: v for k, v in stage_data.items() if not k.startswith("test_")}
     base = pretrain_params if tune.stage == "pretrain" else transfer_params
     # Trials compare recipes by validation accuracy (and seconds) on the training split:
-    # without outlier exposure, which is about refusing what is none of the classes, and
-    # without training photos, which the training pipelines render; both make trials longer.
+    # without outlier exposure, which is about refusing what is none of the classes (and
+    # needs the outlier pictures that only the training pipelines make), and without
+    # training photos, which only the training pipelines render.
     base = without_pipeline_extras(base)
     schema = TrainingParams if tune.stage == "pretrain" else TransferParams
     feature_cache: dict = {}  # the frozen blocks' output, computed once for all trials,

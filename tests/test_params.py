@@ -68,6 +68,12 @@ def _error(section: str, change: dict) -> str:
             "valid: ['bn2', 'bn2_narrow', 'bn3', 'compact', 'seed']",
         ),
         ("transfer", {"mirror_average": True}, "mirror_average needs training on mirrored"),
+        (
+            "catalogue",
+            {"training_photos": 10**9},
+            "catalogue.training_photos: Input should be less than or equal to 200000",
+        ),
+        ("pretrain", {"training_photos": -1}, "pretrain.training_photos: Input should be greater"),
     ],
 )
 def test_invalid_parameters_are_named_with_the_fix(section, change, expected):

@@ -170,8 +170,9 @@ class TrainingParams(_Strict):
     outlier_exposure: OutlierExposureParams | None = None
     # This many training images more, each a training image rendered as a phone photographs
     # it and converted as the served model converts a picture (photos.add_training_photos,
-    # a node of each training pipeline); null or 0: none.
-    training_photos: NonNegativeInt | None = None
+    # a node of each training pipeline); null or 0: none. At most 200,000: about 35 minutes
+    # of rendering on one core, and 157 MB more images.
+    training_photos: int | None = Field(default=None, ge=0, le=200_000)
     seed: int
 
     @model_validator(mode="after")

@@ -208,6 +208,11 @@ prepare_store(tracking_uri(), experiment_name(), artifact_location())
 """
 
 
+# The training pipelines, each a part of the run (the transfer pipeline's scratch baseline
+# apart); every node they add counts in their part.
+STAGES = ("pretrain", "transfer", "catalogue")
+
+
 def node_groups() -> dict[str, set[str]]:
     """Which nodes make each part of the run (the metric nodes are tracking: they log to
     MLflow)."""
@@ -221,17 +226,14 @@ def node_groups() -> dict[str, set[str]]:
         "catalogue_epoch_metrics",
         "test_metric_values",
     }
+    stage = {name: {n.name for n in pipelines[name].nodes} - data - metrics for name in STAGES}
+    scratch = {"train_scratch_baseline"}
     return {
         "data": data,
-        "pretrain": {"add_pretrain_training_photos", "make_pretrain_outliers", "pretrain"},
-        "transfer": {"add_transfer_training_photos", "make_transfer_outliers", "transfer"},
-        "scratch baseline": {"train_scratch_baseline"},
-        "catalogue": {
-            "add_catalogue_training_photos",
-            "make_catalogue_outliers",
-            "train_catalogue",
-            "train_catalogue_scratch",
-        },
+        "pretrain": stage["pretrain"],
+        "transfer": stage["transfer"] - scratch,
+        "scratch baseline": scratch,
+        "catalogue": stage["catalogue"],
         "evaluation": {n.name for n in pipelines["evaluation"].nodes} - data - metrics,
         "tracking: metrics": metrics,
     }

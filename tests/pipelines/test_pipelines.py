@@ -30,6 +30,16 @@ def test_registry_composes_stages_with_their_data_preparation():
     assert set(pipelines["__default__"].all_outputs()) >= {"metrics", "learning_curve_plots"}
     assert "classify_images" not in {n.name for n in pipelines["__default__"].nodes}
     assert {n.name for n in pipelines["predict"].nodes} == {"classify_images"}
+    # Every training node of every stage trains on its training set; nothing else reads it.
+    for stage, trainers in {
+        "pretrain": {"pretrain"},
+        "transfer": {"transfer", "train_scratch_baseline"},
+        "catalogue": {"train_catalogue", "train_catalogue_scratch"},
+    }.items():
+        readers = {
+            n.name for n in pipelines["__default__"].nodes if f"{stage}_training_set" in n.inputs
+        }
+        assert readers == trainers
 
 
 def test_every_nodes_type_hints_resolve_as_kedro_reads_them_at_start_up():
@@ -108,17 +118,6 @@ def test_transfer_then_evaluation(stage_data, scratch_baseline):
     added = len(training_data["train_images"]) - len(catalogue_data["train_images"])
     assert added == (photos or 0)
     assert (training_data["val_images"] == catalogue_data["val_images"]).all()
-    # Every training node of every stage trains on its training set; nothing else reads it.
-    pipelines = register_pipelines()
-    for stage, trainers in {
-        "pretrain": {"pretrain"},
-        "transfer": {"transfer", "train_scratch_baseline"},
-        "catalogue": {"train_catalogue", "train_catalogue_scratch"},
-    }.items():
-        readers = {
-            n.name for n in pipelines["__default__"].nodes if f"{stage}_training_set" in n.inputs
-        }
-        assert readers == trainers
     outputs |= {
         name: whole[name].load()
         for name in (

@@ -267,6 +267,88 @@ def test_a_coloured_item_counts_by_its_lightness():
     assert_close(converted, np.where(ITEM > 0, 255, 0), 3)
 
 
+def blotchy_background(height: int = 120, width: int = 160) -> np.ndarray:
+    """Light that is not a plane: a white table with a darker blotch of 20 levels left of the
+    item and a lighter one right of it, each a Gaussian of 12 pixels (the border sees only
+    their tails)."""
+    rows, columns = np.mgrid[0:height, 0:width]
+    light = 220.0 - 20 * np.exp(-((rows - 60) ** 2 + (columns - 16) ** 2) / (2 * 12.0**2))
+    light += 20 * np.exp(-((rows - 60) ** 2 + (columns - 142) ** 2) / (2 * 12.0**2))
+    return np.repeat(light[..., None], 3, axis=-1)
+
+
+def test_the_background_is_measured_again_away_from_the_item():
+    # The blotches are not on the border's plane: the second estimate follows them (within a
+    # few levels wherever the pixels are clear of the item: the smoothing takes a little off
+    # their peaks), and the noise measured on those pixels is about the picture's own (3
+    # levels).
+    rng = np.random.default_rng(0)
+    background = blotchy_background()
+    picture = background.copy()
+    picture[4:116, 60:100] *= 1 - np.kron(ITEM / 255.0, np.ones((4, 4)))[:, 36:76, None]
+    picture = np.clip(picture + rng.normal(0, 3.0, picture.shape), 0, 255) / 255
+    pixels = picture.astype(np.float32)
+    plane, border_noise = pictures._background(pixels)
+    item = pictures._item(pictures._distance(pixels, plane), border_noise)
+    uneven, noise = pictures._uneven_background(pixels, plane, border_noise, item)
+    clear = np.ones(item.shape, bool)
+    clear[:, 52:108] = False  # the item's columns (60-99) and the clearance around them
+    error, plane_error = (
+        np.abs(estimate - background / 255)[clear] for estimate in (uneven, plane)
+    )
+    assert error.max() < 6 / 255 and error.mean() < 1 / 255
+    assert plane_error.max() > 15 / 255 and plane_error.mean() > 2 / 255
+    assert noise == pytest.approx(3.0 / 255, rel=0.4)
+    # So the blotches stay background: black around the item, which is cropped as it is.
+    converted = convert(encode(Image.fromarray(np.rint(picture * 255).astype(np.uint8))))
+    assert converted[:, :8].max() == 0 and converted[:, 20:].max() == 0
+    assert np.abs(converted.astype(int) - ITEM).mean() < 4
+
+
+def turned_photo(angle: float, item: np.ndarray = ITEM) -> np.ndarray:
+    """`item` four times its size, turned by `angle` degrees (anticlockwise), dark on a
+    light grey background of 200 levels, 160x160."""
+    darkness = Image.fromarray(np.kron(item / 255.0, np.ones((4, 4))).astype(np.float32), "F")
+    darkness = np.asarray(darkness.rotate(angle, Image.Resampling.BILINEAR, expand=True))
+    frame = np.full((160, 160), 200.0)
+    top, left = (160 - darkness.shape[0]) // 2, (160 - darkness.shape[1]) // 2
+    frame[top : top + darkness.shape[0], left : left + darkness.shape[1]] *= 1 - darkness
+    return np.repeat(np.rint(frame).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+@pytest.mark.parametrize("angle", [-12, -6, 6, 12])
+def test_a_turned_item_is_turned_upright(angle, monkeypatch):
+    # The item's outline fits its smallest box upright: turned back, it converts to the item
+    # itself (within the blur of two resamplings), where it would otherwise be a slanted
+    # patch, wider than the item.
+    picture = encode(Image.fromarray(turned_photo(angle)))
+    converted = convert(picture)
+    difference = np.abs(converted.astype(int) - ITEM).mean()
+    assert difference < 10
+    rows, columns = np.flatnonzero(converted.any(axis=1)), np.flatnonzero(converted.any(axis=0))
+    assert rows[-1] - rows[0] == 27 and columns[-1] - columns[0] <= 11  # 28 rows, 10 columns
+    monkeypatch.setattr(pictures, "MAX_TILT", 0)  # no turn searched for
+    slanted = convert(picture)
+    assert np.flatnonzero(slanted.any(axis=0)).size >= 13
+    assert np.abs(slanted.astype(int) - ITEM).mean() > difference + 4
+
+
+def _values_and_outline(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pixels = picture.astype(np.float32) / 255
+    background, noise = pictures._background(pixels)
+    distance = pictures._distance(pixels, background)
+    return distance, pictures._item(distance, noise)
+
+
+@pytest.mark.parametrize("angle", [40, -45, 90])
+def test_an_item_turned_further_than_the_search_is_left_as_it_is(angle):
+    # Beyond MAX_TILT the smallest box the search finds is at its end, not the item's upright
+    # box: no half turn is made (nor is an item lying on its side stood up).
+    values, outline = _values_and_outline(turned_photo(angle))
+    kept_values, kept_outline = pictures._upright(values, outline)
+    assert kept_values is values and kept_outline is outline
+
+
 # -- when no item stands out ---------------------------------------------------------------------
 
 

@@ -19,10 +19,17 @@ on a table or a wall is brought to the same form:
 3. the item found: the pixels whose colour differs from that background by more than the
    border's own noise allows (after smoothing, so that texture and JPEG noise stay
    background), and of those the largest connected regions (OpenCV);
-4. cropped to the item; each pixel's value is how much darker than the background it is (or
+4. the background measured again away from the item: the plane plus the surface's own
+   unevenness (blotches, light that is not a plane), smoothed from every pixel clear of the
+   item, so that under the item it comes from around it; the noise measured on those pixels
+   too, and the item found again against that background;
+5. turned upright: the products were photographed square to the camera, so an item whose
+   outline fits a box at least TILT_GAIN smaller when turned (by less than MAX_TILT degrees
+   either way) is turned by that angle;
+6. cropped to the item; each pixel's value is how much darker than the background it is (or
    lighter, for a light item on a dark background), so the background is black, and the
    item's brightest pixel is 255, as in the training images;
-5. the longer side scaled to 28 pixels by subsampling, sharpened as the dataset was, centred.
+7. the longer side scaled to 28 pixels by subsampling, sharpened as the dataset was, centred.
 
 A picture that is already in that form (28x28, grey, a dark border: a Fashion-MNIST image) is
 taken as it is. Where no item stands out from the background (a busy scene, an empty one), the
@@ -57,6 +64,19 @@ RELATIVE_THRESHOLD = 0.08
 SMOOTHING = 1.5
 # Regions of the item kept: each at least this share of the largest one's area.
 KEEP_REGIONS = 0.1
+# The background measured again away from the item (step 4): the pixels more than CLEARANCE
+# pixels from it, their difference from the plane smoothed by a Gaussian of UNEVENNESS pixels
+# (blotches of light a few times that size are followed); under the item, where fewer than
+# SUPPORT of the pixels around are clear of it, the estimate fades back to the plane.
+CLEARANCE = 3
+UNEVENNESS = 6.0
+SUPPORT = 0.3
+# Turned upright (step 5) by the angle, within MAX_TILT degrees either way (in steps of one),
+# whose upright box around the item is smallest, where that box is at least TILT_GAIN smaller
+# than the item's box as photographed; an item whose smallest box lies at either end of the
+# search is turned further than it tells (or photographed at a slant), and is left as it is.
+MAX_TILT = 20
+TILT_GAIN = 0.03
 # The item's values start this many noise deviations above the background.
 NOISE_FLOOR = 2.0
 RESIZE = cv2.INTER_NEAREST
@@ -123,8 +143,13 @@ def convert_picture(image: Image.Image) -> Conversion:
     if _in_model_form(pixels):
         return Conversion(_centred(np.rint(pixels[..., 0] * 255).astype(np.uint8)))
     background, noise = _background(pixels)
+    item = _item(_distance(pixels, background), noise)
+    if item.any():
+        uneven, uneven_noise = _uneven_background(pixels, background, noise, item)
+        found = _item(_distance(pixels, uneven), uneven_noise)
+        if found.any():
+            background, noise, item = uneven, uneven_noise, found
     difference = pixels - background
-    item = _item(np.sqrt((difference**2).mean(axis=-1)), noise)
     height, width = item.shape
     rows, columns = np.flatnonzero(item.any(axis=1)), np.flatnonzero(item.any(axis=0))
     separated = (
@@ -144,6 +169,8 @@ def convert_picture(image: Image.Image) -> Conversion:
     if separated:  # texture beside the item stays background
         near = cv2.dilate(item.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
         values *= cv2.GaussianBlur(near, (0, 0), 1.0)
+        values, item = _upright(values, item)
+        rows, columns = np.flatnonzero(item.any(axis=1)), np.flatnonzero(item.any(axis=0))
     crop = values[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
     return Conversion(_centred(_as_dataset_image(crop)), None if separated else SEPARATION_HINT)
 
@@ -206,6 +233,59 @@ def _background(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     distance = np.sqrt((residual**2).mean(axis=1))
     noise = max(1.4826 * float(np.median(distance)), 1.0 / 255)  # robust standard deviation
     return (design @ coefficients).astype(np.float32), noise
+
+
+def _distance(pixels: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """How far each pixel's colour is from the background's (root mean square over channels)."""
+    return np.sqrt(((pixels - background) ** 2).mean(axis=-1))
+
+
+def _uneven_background(
+    pixels: np.ndarray, plane: np.ndarray, noise: float, item: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """The plane plus the unevenness of the pixels clear of the item (their difference from
+    the plane, smoothed, normalised by how many pixels around are clear: a Gaussian
+    "normalised convolution"), fading to the plane where few are; and the robust standard
+    deviation of those pixels around it (the border's, `noise`, where too few are clear)."""
+    size = 2 * CLEARANCE + 1
+    clear = cv2.dilate(item.astype(np.uint8), np.ones((size, size), np.uint8)) == 0
+    weight = cv2.GaussianBlur(clear.astype(np.float32), (0, 0), UNEVENNESS)
+    residual = np.where(clear[..., None], pixels - plane, 0.0).astype(np.float32)
+    spread = cv2.GaussianBlur(residual, (0, 0), UNEVENNESS).reshape(pixels.shape)
+    fade = np.clip(weight / SUPPORT, 0.0, 1.0) / np.maximum(weight, 1e-3)
+    background = plane + spread * fade[..., None]
+    if clear.sum() < 4 * RING * sum(pixels.shape[:2]):  # fewer than the border has
+        return background, noise
+    distance = _distance(pixels[clear], background[clear])
+    return background, max(1.4826 * float(np.median(distance)), 1.0 / 255)
+
+
+def _upright(values: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The item's values and outline turned upright (step 5 of the module's docstring) about
+    the centre of its outline, on a square that holds them whole however they are turned; as
+    they are when no angle gains TILT_GAIN."""
+    points = cv2.findNonZero(item.astype(np.uint8))
+    hull = cv2.convexHull(points).reshape(-1, 2).astype(np.float64)
+    angles = np.arange(-MAX_TILT, MAX_TILT + 1)
+    radians = np.deg2rad(angles)[:, None]
+    cos, sin = np.cos(radians), np.sin(radians)
+    turned_x = hull[None, :, 0] * cos - hull[None, :, 1] * sin
+    turned_y = hull[None, :, 0] * sin + hull[None, :, 1] * cos
+    boxes = np.ptp(turned_x, axis=1) * np.ptp(turned_y, axis=1)
+    best = int(np.argmin(boxes))
+    if best in (0, len(angles) - 1):  # turned further than the search reaches: left as it is
+        return values, item
+    if boxes[best] >= (1.0 - TILT_GAIN) * boxes[MAX_TILT]:  # MAX_TILT: the angle 0's place
+        return values, item
+    centre_x, centre_y = hull[:, 0].mean(), hull[:, 1].mean()
+    reach = np.hypot(hull[:, 0] - centre_x, hull[:, 1] - centre_y).max()
+    side = 2 * int(np.ceil(reach)) + 3  # the item whole, however it is turned
+    # OpenCV's positive angle turns the other way round from the search's.
+    turn = cv2.getRotationMatrix2D((float(centre_x), float(centre_y)), -float(angles[best]), 1.0)
+    turn[:, 2] += (side / 2 - centre_x, side / 2 - centre_y)
+    values = cv2.warpAffine(values.astype(np.float32), turn, (side, side), flags=cv2.INTER_LINEAR)
+    outline = cv2.warpAffine(item.astype(np.float32), turn, (side, side), flags=cv2.INTER_LINEAR)
+    return values, outline > 0.5
 
 
 def _item(distance: np.ndarray, noise: float) -> np.ndarray:

@@ -20,8 +20,7 @@ import json
 import time
 from pathlib import Path
 
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
+from last_run import load_last_run
 
 from fashion_transfer.pipelines.evaluation import nodes
 
@@ -51,43 +50,27 @@ def renderings(photos: dict) -> dict[str, dict]:
 
 
 def measure(per_class: int) -> dict:
-    bootstrap_project(Path.cwd())
-    with KedroSession.create() as session:
-        context = session.load_context()
-        load, params = context.catalog.load, context.params
-        runtime, evaluation = params["runtime"], params["evaluation"]
-        data = {stage: load(f"{stage}_data") for stage in ("pretrain", "transfer", "catalogue")}
-        ensemble, _ = nodes.build_ensemble(
-            load("transfer_model"), load("baseline_models"), data["transfer"], runtime, evaluation
+    params, data, models, stages = load_last_run()
+    runtime, evaluation = params["runtime"], params["evaluation"]
+    served, _ = nodes.calibrate(models, stages, evaluation, runtime)
+    results = {}
+    for row, photos in renderings({**evaluation["photos"], "per_class": per_class}).items():
+        started = time.perf_counter()
+        photo_sets = nodes.render_photo_sets(
+            data["pretrain"],
+            data["transfer"],
+            data["catalogue"],
+            {**evaluation, "photos": photos},
         )
-        models = nodes.gather_models(
-            load("pretrain_model"),
-            load("transfer_model"),
-            load("baseline_models"),
-            ensemble,
-            load("catalogue_model"),
-            load("catalogue_baselines"),
+        scores = nodes.score_photos(
+            nodes.predict_photo_sets(
+                served, models, photo_sets, nodes.see_photos(photo_sets), runtime
+            )
         )
-        stages = nodes.gather_stages(data["pretrain"], data["transfer"], data["catalogue"])
-        served, _ = nodes.calibrate(models, stages, evaluation, runtime)
-        results = {}
-        for row, photos in renderings({**evaluation["photos"], "per_class": per_class}).items():
-            started = time.perf_counter()
-            photo_sets = nodes.render_photo_sets(
-                data["pretrain"],
-                data["transfer"],
-                data["catalogue"],
-                {**evaluation, "photos": photos},
-            )
-            scores = nodes.score_photos(
-                nodes.predict_photo_sets(
-                    served, models, photo_sets, nodes.see_photos(photo_sets), runtime
-                )
-            )
-            results[row] = {name: found["photo_accuracy"] for name, found in scores.items()}
-            accuracies = "  ".join(f"{name} {value:.1%}" for name, value in results[row].items())
-            print(f"{row:36} {accuracies}  ({time.perf_counter() - started:.0f} s)", flush=True)
-        return results
+        results[row] = {name: found["photo_accuracy"] for name, found in scores.items()}
+        accuracies = "  ".join(f"{name} {value:.1%}" for name, value in results[row].items())
+        print(f"{row:36} {accuracies}  ({time.perf_counter() - started:.0f} s)", flush=True)
+    return results
 
 
 def main() -> None:

@@ -17,63 +17,44 @@ import argparse
 import json
 from pathlib import Path
 
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
+from last_run import load_last_run
 
 from fashion_transfer.pipelines.evaluation import nodes
 from fashion_transfer.recognition import SCORES
 
 
 def measure(scores: list[str]) -> dict:
-    bootstrap_project(Path.cwd())
-    with KedroSession.create() as session:
-        context = session.load_context()
-        load, params = context.catalog.load, context.params
-        runtime, evaluation = params["runtime"], params["evaluation"]
-        data = {stage: load(f"{stage}_data") for stage in ("pretrain", "transfer", "catalogue")}
-        ensemble, _ = nodes.build_ensemble(
-            load("transfer_model"), load("baseline_models"), data["transfer"], runtime, evaluation
+    params, data, models, stages = load_last_run()
+    runtime, evaluation = params["runtime"], params["evaluation"]
+    outliers = nodes.build_outlier_sets(evaluation)
+    photo_sets = nodes.render_photo_sets(
+        data["pretrain"], data["transfer"], data["catalogue"], evaluation
+    )
+    photo_views = nodes.see_photos(photo_sets)
+    results = {}
+    for score in scores:
+        recognition = {**evaluation.get("recognition", {}), "score": score}
+        served, _ = nodes.calibrate(
+            models, stages, {**evaluation, "recognition": recognition}, runtime
         )
-        models = nodes.gather_models(
-            load("pretrain_model"),
-            load("transfer_model"),
-            load("baseline_models"),
-            ensemble,
-            load("catalogue_model"),
-            load("catalogue_baselines"),
+        predictions = nodes.predict_test_sets(served, models, stages, runtime)
+        metrics, _ = nodes.score_recognition(served, models, predictions, stages, outliers, runtime)
+        photos = nodes.score_photos(
+            nodes.predict_photo_sets(served, models, photo_sets, photo_views, runtime)
         )
-        stages = nodes.gather_stages(data["pretrain"], data["transfer"], data["catalogue"])
-        outliers = nodes.build_outlier_sets(evaluation)
-        photo_sets = nodes.render_photo_sets(
-            data["pretrain"], data["transfer"], data["catalogue"], evaluation
-        )
-        photo_views = nodes.see_photos(photo_sets)
-        results = {}
-        for score in scores:
-            recognition = {**evaluation.get("recognition", {}), "score": score}
-            served, _ = nodes.calibrate(
-                models, stages, {**evaluation, "recognition": recognition}, runtime
-            )
-            predictions = nodes.predict_test_sets(served, models, stages, runtime)
-            metrics, _ = nodes.score_recognition(
-                served, models, predictions, stages, outliers, runtime
-            )
-            photos = nodes.score_photos(
-                nodes.predict_photo_sets(served, models, photo_sets, photo_views, runtime)
-            )
-            results[score] = {
-                name: {
-                    **{
-                        set_name: {"auroc": found["auroc"], "accepted": found["accepted"]}
-                        for set_name, found in measured["sets"].items()
-                    },
-                    "test_recognised": measured["test_recognised"],
-                    "photo_recognised": photos[name]["photo_recognised"],
-                }
-                for name, measured in metrics.items()
+        results[score] = {
+            name: {
+                **{
+                    set_name: {"auroc": found["auroc"], "accepted": found["accepted"]}
+                    for set_name, found in measured["sets"].items()
+                },
+                "test_recognised": measured["test_recognised"],
+                "photo_recognised": photos[name]["photo_recognised"],
             }
-            print(score, json.dumps(results[score]), flush=True)
-        return results
+            for name, measured in metrics.items()
+        }
+        print(score, json.dumps(results[score]), flush=True)
+    return results
 
 
 def main() -> None:

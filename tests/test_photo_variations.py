@@ -1,11 +1,14 @@
 """benchmarks/photo_variations.py's rows: each switches exactly the variations it names."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 from fashion_transfer.params import PhotoParams
 
-PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "photo_variations.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))  # its sibling last_run.py, as when run as a script
+PATH = BENCHMARKS / "photo_variations.py"
 spec = importlib.util.spec_from_file_location("photo_variations", PATH)
 photo_variations = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(photo_variations)

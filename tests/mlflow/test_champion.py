@@ -118,14 +118,54 @@ def test_concurrent_registrations_leave_the_alias_on_the_best(store):
         results = list(pool.map(register, versions, accuracies))
     winner = versions[accuracies.index(0.99)]
     assert str(store.get_model_version_by_alias(name, "champion").version) == winner
-    # A run that was the best of those tagged when it last read holds the alias when it
-    # returns, and may lose it to a better run that tags later; the winner always holds it,
-    # and every run that does not names a better holder.
+    # A run that was the best of those tagged when it last read held the alias in that read,
+    # and may lose it to a better run that tags later; the winner always holds it, and every
+    # run that does not names a better holder.
     assert results[versions.index(winner)][0]
     for (promoted, reason, _), accuracy in zip(results, accuracies, strict=True):
         if not promoted:
             match = re.search(r"does not beat champion version \d+ \((\d\.\d+)\)", reason)
             assert match and float(match[1]) > accuracy, reason
+
+
+class _StaleMoveAfter:
+    """A client on which another, slower run moves the alias to `stale` just before the
+    `reads`-th read of the alias: that run read the versions before the best was tagged."""
+
+    def __init__(self, client, name: str, stale: str, reads: int):
+        self._client, self._name, self._stale, self._left = client, name, stale, reads
+
+    def get_model_version_by_alias(self, name, alias):
+        self._left -= 1
+        if self._left == 0:
+            self._client.set_registered_model_alias(self._name, alias, self._stale)
+        return self._client.get_model_version_by_alias(name, alias)
+
+    def __getattr__(self, attribute):
+        return getattr(self._client, attribute)
+
+
+def test_a_stale_move_after_the_best_agreed_is_not_reported_as_its_defeat(store):
+    """The CI run that found it: the best of eight concurrent runs moved the alias, read it
+    back on itself and stopped, then a slower run's stale move landed before a last read, and
+    the best run reported "does not beat" though the slower run moved the alias back."""
+    name = "fashion-stale-move"
+    _versions(store, name, [0.90])
+    promote_if_best(store, name, "1", scores(0.90), "champion", FIVE_TO_NINE)
+    best = _new_version(store, name)
+    # Reads: before, the round that moves the alias, the round that agrees; the slower run
+    # moves it before any read after those.
+    racing = _StaleMoveAfter(store, name, stale="1", reads=4)
+    promoted, reason, holder = promote_if_best(
+        racing, name, best, scores(0.99), "champion", FIVE_TO_NINE
+    )
+    assert promoted and holder == best, reason
+    assert "0.9900 beats champion version 1" in reason
+    # The slower run reads again, finds the better version and moves the alias back.
+    promoted, reason, holder = promote_if_best(
+        store, name, "1", scores(0.90), "champion", FIVE_TO_NINE
+    )
+    assert not promoted and holder == best and "does not beat champion version 2" in reason
 
 
 def test_a_run_left_running_by_a_dead_process_is_ended_as_killed(store):

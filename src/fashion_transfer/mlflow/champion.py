@@ -33,7 +33,10 @@ def promote_if_best(
     Runs on several machines may register at once against one tracking server, so no lock
     can cover them; instead each run reads every version, moves the alias to the best, and
     reads again until what it reads agrees. The last run to write reads after its own write,
-    so it corrects any stale move made before it: the alias ends on the best version."""
+    so it corrects any stale move made before it: the alias ends on the best version. What a
+    run returns is the holder of the round in which it agreed, not a read after it: a slower
+    run may still make a stale move in between, which it then corrects itself, and the best
+    version must not report that passing move as its defeat."""
     for key in ("val_accuracy", "test_accuracy"):
         client.set_model_version_tag(name, version, key, f"{metrics[key]:.6f}")
     for key in QUESTION:
@@ -44,7 +47,7 @@ def promote_if_best(
     for _ in range(MAX_ALIAS_ROUNDS):
         holder = _holder(client, name, alias)
         if holder is not None and _question(holder) not in (None, question):
-            other_question = holder  # this version cannot take it: nothing to move
+            other_question = final = holder  # this version cannot take it: nothing to move
             break
         versions = client.search_model_versions(f"name='{name}'")
         # A holder from before versions were tagged with their question was chosen under
@@ -57,6 +60,7 @@ def promote_if_best(
         ]
         best = max(candidates, key=lambda v: (_val_accuracy(v), -int(v.version)))
         if holder is not None and str(holder.version) == str(best.version):
+            final = holder  # what this run read and agreed with, in one round
             break
         try:
             client.set_registered_model_alias(name, alias, str(best.version))
@@ -64,7 +68,8 @@ def promote_if_best(
             # Another run set the alias at the same moment (the store refuses the second
             # insert of a new alias): read again and judge what it set.
             time.sleep(random.uniform(0.05, 0.2))
-    final = _holder(client, name, alias)
+    else:
+        final = _holder(client, name, alias)
     held = None if final is None else str(final.version)
     promoted = held == str(version)
     if other_question is not None:

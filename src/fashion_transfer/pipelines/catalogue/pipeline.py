@@ -1,8 +1,7 @@
 from kedro.pipeline import Pipeline, node
 
 from fashion_transfer.mlflow.metrics import catalogue_epoch_metrics
-from fashion_transfer.outlier_sets import make_outliers
-from fashion_transfer.photos import add_training_photos
+from fashion_transfer.pipelines.training_set import training_set_pipeline
 
 from .nodes import train_catalogue, train_catalogue_scratch
 
@@ -17,18 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     ]
     return Pipeline(
         [
-            node(
-                add_training_photos,
-                inputs=["catalogue_data", "params:catalogue"],
-                outputs="catalogue_training_set",
-                name="add_catalogue_training_photos",
-            ),
-            node(
-                make_outliers,
-                inputs=["catalogue_data", "params:catalogue"],
-                outputs="catalogue_outliers",
-                name="make_catalogue_outliers",
-            ),
+            training_set_pipeline("catalogue"),
             node(
                 train_catalogue,
                 inputs=inputs,

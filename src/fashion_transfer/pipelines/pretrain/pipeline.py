@@ -1,8 +1,7 @@
 from kedro.pipeline import Pipeline, node
 
 from fashion_transfer.mlflow.metrics import epoch_metrics
-from fashion_transfer.outlier_sets import make_outliers
-from fashion_transfer.photos import add_training_photos
+from fashion_transfer.pipelines.training_set import training_set_pipeline
 
 from .nodes import pretrain
 
@@ -10,18 +9,7 @@ from .nodes import pretrain
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            node(
-                add_training_photos,
-                inputs=["pretrain_data", "params:pretrain"],
-                outputs="pretrain_training_set",
-                name="add_pretrain_training_photos",
-            ),
-            node(
-                make_outliers,
-                inputs=["pretrain_data", "params:pretrain"],
-                outputs="pretrain_outliers",
-                name="make_pretrain_outliers",
-            ),
+            training_set_pipeline("pretrain"),
             node(
                 pretrain,
                 inputs={

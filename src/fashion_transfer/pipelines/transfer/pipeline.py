@@ -1,8 +1,7 @@
 from kedro.pipeline import Pipeline, node
 
 from fashion_transfer.mlflow.metrics import transfer_stage_epoch_metrics
-from fashion_transfer.outlier_sets import make_outliers
-from fashion_transfer.photos import add_training_photos
+from fashion_transfer.pipelines.training_set import training_set_pipeline
 
 from .nodes import train_scratch_baseline, transfer
 
@@ -17,18 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     }
     return Pipeline(
         [
-            node(
-                add_training_photos,
-                inputs=["transfer_data", "params:transfer"],
-                outputs="transfer_training_set",
-                name="add_transfer_training_photos",
-            ),
-            node(
-                make_outliers,
-                inputs=["transfer_data", "params:transfer"],
-                outputs="transfer_outliers",
-                name="make_transfer_outliers",
-            ),
+            training_set_pipeline("transfer"),
             node(
                 transfer,
                 inputs=inputs,

@@ -361,6 +361,8 @@ def run_benchmark(
 REPORTED = (
     "photo_accuracy",
     "photo_items_found",
+    "photo_ece",
+    "photo_recognised",
     "test_ece_uncalibrated",
     "test_ece",
     "test_recognised",

@@ -52,6 +52,8 @@ def final_metric_values(metrics: dict[str, dict]) -> dict[str, dict]:
         for key in (
             "photo_accuracy",
             "photo_items_found",
+            "photo_ece",
+            "photo_recognised",
             "test_ece",
             "test_ece_uncalibrated",
             "temperature",

@@ -362,6 +362,15 @@ def test_each_model_is_scored_on_the_photos_of_its_stage_as_converted(stages):
     scores = score_photos(predictions)
     right = (expected.argmax(axis=1) == photo_sets["transfer"]["test_labels"]).mean()
     assert scores["transfer"]["photo_accuracy"] == pytest.approx(right)
+    # The served (calibrated) confidence on the photos, and how many of them it recognises.
+    labels = photo_sets["transfer"]["test_labels"]
+    ece = expected_calibration_error(expected, labels)
+    assert scores["transfer"]["photo_ece"] == pytest.approx(ece, abs=1e-6)
+    assert ece != pytest.approx(
+        expected_calibration_error(predictions["transfer"]["uncalibrated_probabilities"], labels)
+    )
+    recognised = predictions["transfer"]["recognised"]
+    assert scores["transfer"]["photo_recognised"] == pytest.approx(recognised.mean())
     assert (
         scores["transfer"]["photo_examples"] == 15 and scores["catalogue"]["photo_examples"] == 30
     )

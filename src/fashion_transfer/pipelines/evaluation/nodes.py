@@ -261,13 +261,19 @@ def predict_photo_sets(
 
 
 def score_photos(photo_predictions: dict[str, dict]) -> dict[str, dict]:
-    """Per model: accuracy on the photo test set, its size, and the share of photos whose
-    item the conversion told apart from the background."""
+    """Per model: accuracy on the photo test set, its size, the share of photos whose item
+    the conversion told apart from the background, the expected calibration error of the
+    confidence it serves on them (its temperature was fitted on clean validation images:
+    does the confidence still mean what it says on a photo?) and the share of them it
+    recognises as one of its classes (photos of garments: a refusal is a wrong refusal)."""
+    from fashion_transfer.calibration import expected_calibration_error
+
     return {
         name: {
             "photo_accuracy": float((p["y_true"] == p["y_pred"]).mean()),
             "photo_examples": len(p["y_true"]),
             "photo_items_found": float(p["separated"].mean()),
+            "photo_ece": expected_calibration_error(p["probabilities"], p["y_true"]),
             "photo_recognised": float(p["recognised"].mean()),
         }
         for name, p in photo_predictions.items()

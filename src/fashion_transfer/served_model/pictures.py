@@ -283,12 +283,11 @@ def _upright(values: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, np.ndarr
     # OpenCV's positive angle turns the other way round from the search's.
     turn = cv2.getRotationMatrix2D((float(centre_x), float(centre_y)), -float(angles[best]), 1.0)
     turn[:, 2] += (side / 2 - centre_x, side / 2 - centre_y)
-    values_as_found = values
-    values = cv2.warpAffine(values.astype(np.float32), turn, (side, side), flags=cv2.INTER_LINEAR)
+    turned = cv2.warpAffine(values.astype(np.float32), turn, (side, side), flags=cv2.INTER_LINEAR)
     outline = cv2.warpAffine(item.astype(np.float32), turn, (side, side), flags=cv2.INTER_LINEAR)
     if not (outline > 0.5).any():  # an item of a few pixels, lost in the resampling
-        return values_as_found, item
-    return values, outline > 0.5
+        return values, item
+    return turned, outline > 0.5
 
 
 def _item(distance: np.ndarray, noise: float) -> np.ndarray:
